@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The sans-I/O core and the pure emulator core must be fully covered by the tests.
+CORE_COVERAGE := dgproto/_*.py
+
+.PHONY: test demo lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check dgproto transports tests benchmarks
+	$(BIN)/ruff format --check dgproto transports tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy dgproto transports
+
+test: lint typecheck
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage report --include='$(CORE_COVERAGE)' --fail-under=100
+	$(BIN)/coverage report
+
+demo: $(STAMP)
+	$(BIN)/python -m dgproto demo
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .hypothesis build *.egg-info

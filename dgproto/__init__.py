@@ -1,0 +1,71 @@
+"""dgproto: a sans-I/O client for Deepgram live speech-to-text (``/v1/listen``).
+
+The core, ``ListenConnection``, is a pure state machine: bytes and time in, bytes to
+send, events and a timer deadline out. Adapters in ``dgproto.transports`` (asyncio,
+trio, blocking sockets) drive it; ``dgproto.emulator`` is a local Deepgram-compatible
+server for tests and demos. Everything in ``__all__`` is public.
+"""
+
+from __future__ import annotations
+
+from ._config import Config
+from ._connection import USER_AGENT, ListenConnection, __version__, classify_close
+from ._errors import (
+    ConnectionClosedError,
+    DgProtoError,
+    HandshakeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from ._events import (
+    Alternative,
+    Closed,
+    ConfigureFailure,
+    ConfigureSuccess,
+    Connected,
+    Event,
+    FinalizeComplete,
+    HandshakeRejected,
+    MalformedMessage,
+    Metadata,
+    Results,
+    ServerError,
+    SpeechStarted,
+    UnknownMessage,
+    UtteranceEnd,
+    Word,
+)
+from ._options import Auth, LiveOptions
+from ._state import State
+
+__all__ = [
+    "USER_AGENT",
+    "Alternative",
+    "Auth",
+    "Closed",
+    "Config",
+    "ConfigureFailure",
+    "ConfigureSuccess",
+    "Connected",
+    "ConnectionClosedError",
+    "DgProtoError",
+    "Event",
+    "FinalizeComplete",
+    "HandshakeError",
+    "HandshakeRejected",
+    "ListenConnection",
+    "LiveOptions",
+    "LocalProtocolError",
+    "MalformedMessage",
+    "Metadata",
+    "RemoteProtocolError",
+    "Results",
+    "ServerError",
+    "SpeechStarted",
+    "State",
+    "UnknownMessage",
+    "UtteranceEnd",
+    "Word",
+    "__version__",
+    "classify_close",
+]

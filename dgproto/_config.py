@@ -1,0 +1,83 @@
+"""Timeouts and limits of a live connection, each tied to the Deepgram behaviour it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+__all__ = ["Config"]
+
+
+def _positive_or_none(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(
+            f"Config.{attribute.name} must be a positive number or None, got {value!r}"
+        )
+
+
+def _positive_int(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"Config.{attribute.name} must be a positive int, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """How long to wait for what, and how much to hold. All times are in seconds.
+
+    ``None`` disables a timer. The defaults suit api.deepgram.com; tests shrink them.
+    """
+
+    keepalive_interval: float | None = attrs.field(default=4.0, validator=_positive_or_none)
+    """Send ``{"type":"KeepAlive"}`` after this long with nothing sent.
+
+    Deepgram closes a stream with 1011 NET-0001 after about 10 s without audio or a text
+    message, and its docs ask for a KeepAlive every 3-5 s. Audio and every other text
+    message reset this timer, so KeepAlive only goes out while the stream is idle.
+    """
+
+    open_timeout: float | None = attrs.field(default=10.0, validator=_positive_or_none)
+    """The ``101 Switching Protocols`` must arrive this long after ``connect()``.
+
+    Deepgram's handshake takes 0.1-0.3 s; a stalled upgrade otherwise hangs forever.
+    """
+
+    finalize_timeout: float | None = attrs.field(default=3.0, validator=_positive_or_none)
+    """Give up waiting for a ``Finalize`` to complete after this long.
+
+    Deepgram answers Finalize with ``from_finalize: true`` results only "when there is a
+    noticeable amount of audio buffered"; with little or none, no reply ever comes. The
+    ``FinalizeComplete`` then reports ``reason="timeout"`` instead of leaving you waiting.
+    """
+
+    close_timeout: float | None = attrs.field(default=10.0, validator=_positive_or_none)
+    """After ``CloseStream``, wait this long for the server's close frame.
+
+    Deepgram flushes final results, sends one Metadata and closes with 1000. If that does
+    not happen in time, dgproto sends its own close frame and reports
+    ``Closed(initiator="timeout")``; everything received until then is kept.
+    """
+
+    max_message_size: int = attrs.field(default=1 << 20, validator=_positive_int)
+    """Largest text message (or rejected-handshake body) accepted, in bytes.
+
+    Deepgram messages are a few KiB; a larger one means a broken or hostile peer. Over the
+    limit the connection closes with 1009, so memory stays bounded.
+    """
+
+    ping_interval: float | None = attrs.field(default=None, validator=_positive_or_none)
+    """Send a WebSocket ping this often to detect a dead peer (off by default).
+
+    Deepgram's docs rely on the JSON KeepAlive, not pings, to keep a stream alive; pings
+    only add dead-connection detection on networks that drop silently.
+    """
+
+    ping_timeout: float | None = attrs.field(default=20.0, validator=_positive_or_none)
+    """With ``ping_interval`` set, close the connection if no pong arrives in this long."""
+
+    json_loads: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
+    """Parser for incoming text messages; ``None`` means ``json.loads``. Plug ``orjson.loads``
+    for speed: decoding Results is the hot inbound path."""

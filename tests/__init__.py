@@ -1,0 +1,1 @@
+"""dgproto test suite."""
