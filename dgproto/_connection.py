@@ -48,6 +48,7 @@ from ._events import (
     Metadata,
     Results,
 )
+from ._framing import BinaryFrameWriter
 from ._messages import (
     decode_binary,
     decode_message,
@@ -157,7 +158,9 @@ class ListenConnection:
 
         self._state = State.IDLE
         self._ws = WSConnection(ConnectionType.CLIENT)
-        self._out = bytearray()
+        self._frames = BinaryFrameWriter()
+        #: outgoing bytes, in order; a list so a lone audio frame leaves without a copy
+        self._out: list[bytes] = []
         self._events: deque[Event] = deque()
         self._closed: Closed | None = None
         self._request_id: str | None = None
@@ -255,10 +258,11 @@ class ListenConnection:
 
     def data_to_send(self) -> bytes:
         """Return (and forget) the bytes to write to the socket; ``b""`` when none."""
-        if not self._out:
+        out = self._out
+        if not out:
             return b""
-        data = bytes(self._out)
-        self._out.clear()
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
 
     def next_event(self) -> Event | None:
@@ -309,7 +313,7 @@ class ListenConnection:
             subprotocols=self._auth.subprotocols(),
             extra_headers=headers + self._extra_headers,
         )
-        self._out += self._ws.send(request)
+        self._out.append(self._ws.send(request))
         if self.config.open_timeout is not None:
             self._open_deadline = now + self.config.open_timeout
 
@@ -319,13 +323,14 @@ class ListenConnection:
         An empty binary frame is Deepgram's deprecated way to say CloseStream, so an
         empty chunk from an audio source must never reach the wire.
         """
-        next_state(self._state, Input.SEND_AUDIO)
+        if self._state is not State.OPEN:  # the hot path skips the table lookup
+            next_state(self._state, Input.SEND_AUDIO)  # raises: audio is legal only when OPEN
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise TypeError(f"send_audio() takes bytes-like audio, not {type(chunk).__name__}")
         size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
         if not size:
             return
-        self._out += self._ws.send(BytesMessage(data=bytes(chunk)))
+        self._out.append(self._frames.frame(chunk if type(chunk) is bytes else bytes(chunk)))
         self._audio_bytes_sent += size
         self._last_sent = now
 
@@ -495,13 +500,13 @@ class ListenConnection:
     # ------------------------------------------------------------------ internals: output
 
     def _send_text(self, text: str, *, now: float) -> None:
-        self._out += self._ws.send(TextMessage(data=text))
+        self._out.append(self._ws.send(TextMessage(data=text)))
         self._last_sent = now
 
     def _send_ping(self, now: float) -> None:
         self._ping_count += 1
         self._ping_payload = b"dgproto-%d" % self._ping_count
-        self._out += self._ws.send(Ping(payload=self._ping_payload))
+        self._out.append(self._ws.send(Ping(payload=self._ping_payload)))
         interval = self.config.ping_interval
         self._ping_at = None if interval is None else now + interval
         timeout = self.config.ping_timeout
@@ -520,7 +525,7 @@ class ListenConnection:
     def _on_ping(self, event: Ping, now: float) -> None:
         # Only reachable while our side of the WebSocket is open: we send our close
         # frame solely on the way to CLOSED, and input stops being processed there.
-        self._out += self._ws.send(event.response())
+        self._out.append(self._ws.send(event.response()))
 
     def _on_pong(self, event: Pong, now: float) -> None:
         if event.payload == self._ping_payload:
@@ -639,7 +644,7 @@ class ListenConnection:
             # the peer sent no close frame, so this is our close, for its fault.
             self._protocol_error(event.reason or "invalid frame", code=event.code)
             return
-        self._out += self._ws.send(event.response())
+        self._out.append(self._ws.send(event.response()))
         error_code, retryable = classify_close(event.code, event.reason or "")
         self._finish(
             Input.REMOTE_CLOSE,
@@ -721,7 +726,7 @@ class ListenConnection:
         if send_close is not None and self._ws.state is ConnectionState.OPEN:
             # A close frame's reason must fit in 123 bytes of UTF-8.
             short = reason.encode()[:120].decode(errors="ignore")
-            self._out += self._ws.send(CloseConnection(code=send_close, reason=short))
+            self._out.append(self._ws.send(CloseConnection(code=send_close, reason=short)))
         while self._pending:
             self._complete_head("closed")
         self._parts.clear()

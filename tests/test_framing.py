@@ -1,0 +1,79 @@
+"""The audio frame writer produces exactly what RFC 6455 (and wsproto's parser) expects."""
+
+from __future__ import annotations
+
+import os
+from itertools import cycle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto.frame_protocol import FrameProtocol, Opcode
+
+from dgproto._framing import _KEYS_PER_BATCH, BinaryFrameWriter
+
+
+def _parse_as_server(data: bytes) -> list[tuple[Opcode, bytes, bool]]:
+    """Parse frames with wsproto's server-side decoder (it unmasks and checks the mask bit)."""
+    server = FrameProtocol(client=False, extensions=[])
+    server.receive_bytes(data)
+    frames: list[tuple[Opcode, bytes, bool]] = []
+    for frame in server.received_frames():
+        frames.append((frame.opcode, bytes(frame.payload), frame.message_finished))
+    return frames
+
+
+def _reference_frame(payload: bytes, key: bytes) -> bytes:
+    """RFC 6455 section 5.2, written out plainly."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x82, 0x80 | size))
+    elif size < 65536:
+        header = bytes((0x82, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x82, 0x80 | 127)) + size.to_bytes(8, "big")
+    return header + key + bytes(b ^ k for b, k in zip(payload, cycle(key)))
+
+
+# one size in each length class and around each boundary (7-bit, 16-bit, 64-bit lengths)
+SIZES = [1, 2, 3, 4, 5, 125, 126, 127, 511, 512, 513, 640, 3200, 65535, 65536, 70001]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_frames_match_the_rfc_and_wsproto_parses_them(size: int) -> None:
+    payload = os.urandom(size)
+    keys = iter([b"\x01\x02\x03\x04" * _KEYS_PER_BATCH])
+    writer = BinaryFrameWriter(random_bytes=lambda n: next(keys))
+    frame = writer.frame(payload)
+    assert frame == _reference_frame(payload, b"\x01\x02\x03\x04")
+    assert _parse_as_server(frame) == [(Opcode.BINARY, payload, True)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.binary(min_size=1, max_size=2000), key=st.binary(min_size=4, max_size=4))
+def test_any_payload_and_key_round_trip(payload: bytes, key: bytes) -> None:
+    writer = BinaryFrameWriter(random_bytes=lambda n: key * (n // 4))
+    frame = writer.frame(payload)
+    assert frame == _reference_frame(payload, key)
+    assert _parse_as_server(frame) == [(Opcode.BINARY, payload, True)]
+
+
+def test_keys_come_from_the_strong_source_in_batches() -> None:
+    calls: list[int] = []
+
+    def source(n: int) -> bytes:
+        calls.append(n)
+        return os.urandom(n)
+
+    writer = BinaryFrameWriter(random_bytes=source)
+    frames = [writer.frame(b"abcd") for _ in range(_KEYS_PER_BATCH + 1)]
+    assert calls == [4 * _KEYS_PER_BATCH, 4 * _KEYS_PER_BATCH]
+    keys = {f[2:6] for f in frames}
+    assert len(keys) > _KEYS_PER_BATCH // 2  # fresh keys, not one reused key
+
+
+def test_default_source_is_os_urandom() -> None:
+    writer = BinaryFrameWriter()
+    first, second = writer.frame(b"x" * 10), writer.frame(b"x" * 10)
+    assert first[:2] == second[:2] == b"\x82\x8a"
+    assert first[2:6] != second[2:6]  # a fresh key per frame (equal with p = 2**-32)
