@@ -1,0 +1,277 @@
+"""Events a ``ListenConnection`` emits.
+
+Naming follows h11 and aioquic: wire messages are nouns named after Deepgram's ``type``
+(``Results``, ``Metadata``); lifecycle happenings are past tense (``Connected``,
+``Closed``). Every event is a frozen, slotted attrs class with keyword-only fields.
+Message events keep the whole decoded JSON in ``raw`` so a field dgproto does not model
+yet is never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+from ._errors import RemoteProtocolError
+
+__all__ = [
+    "Alternative",
+    "Closed",
+    "CloseInitiator",
+    "ConfigureFailure",
+    "ConfigureSuccess",
+    "Connected",
+    "Event",
+    "FinalizeComplete",
+    "FinalizeReason",
+    "HandshakeRejected",
+    "MalformedMessage",
+    "Metadata",
+    "Results",
+    "ServerError",
+    "SpeechStarted",
+    "UnknownMessage",
+    "UtteranceEnd",
+    "Word",
+]
+
+_EMPTY: Mapping[str, Any] = {}
+
+FinalizeReason = Literal["from_finalize", "covered", "timeout", "closed"]
+CloseInitiator = Literal["client", "server", "timeout", "transport"]
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base class of every event. Match on the subclasses."""
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+@attrs.frozen(kw_only=True)
+class Connected(Event):
+    """The server accepted the WebSocket upgrade (HTTP 101); the stream is open."""
+
+    #: Deepgram's ``dg-request-id`` header: quote it in support requests.
+    request_id: str | None
+    #: The 101 response headers, lower-cased names, decoded as latin-1.
+    headers: tuple[tuple[str, str], ...] = ()
+    #: The subprotocol the server selected (``"token"`` or ``"bearer"`` for subprotocol auth).
+    subprotocol: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class HandshakeRejected(Event):
+    """The server answered the upgrade with an HTTP error instead of 101. ``Closed`` follows.
+
+    Deepgram puts the reason in three places: the ``dg-error`` header, and a JSON body
+    ``{"err_code", "err_msg", "request_id"}`` (503s use ``error_code``; newer bodies use
+    ``category``/``message``, which land in ``err_code``/``err_msg`` too).
+    """
+
+    status_code: int
+    request_id: str | None = None
+    dg_error: str | None = None
+    err_code: str | None = None
+    err_msg: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+    @property
+    def retryable(self) -> bool:
+        """True when a later attempt can succeed: 408, 429 and 5xx."""
+        return self.status_code in (408, 429) or self.status_code >= 500
+
+
+@attrs.frozen(kw_only=True)
+class FinalizeComplete(Event):
+    """One per ``finalize()`` call, in call order.
+
+    ``reason`` says why dgproto considers the flush done:
+
+    * ``"from_finalize"``: a Results with ``from_finalize: true`` arrived.
+    * ``"covered"``: final results now cover all audio sent before the Finalize.
+    * ``"timeout"``: ``Config.finalize_timeout`` passed (Deepgram does not always reply).
+    * ``"closed"``: the connection closed first.
+    """
+
+    channel: int | None
+    reason: FinalizeReason
+
+
+@attrs.frozen(kw_only=True)
+class Closed(Event):
+    """The connection is over. Always the last event, emitted exactly once.
+
+    ``code`` is the WebSocket close code (1006 when no close frame was exchanged).
+    ``error_code`` is Deepgram's code found in the close reason (``"NET-0001"``: no audio
+    or KeepAlive for ~10 s; ``"NET-0000"``: server-side timeout; ``"DATA-0000"``: the
+    payload is not decodable audio). ``retryable`` says whether opening a new stream can
+    help. ``clean`` is true when a close frame was exchanged.
+    """
+
+    code: int
+    reason: str = ""
+    initiator: CloseInitiator
+    error_code: str | None = None
+    clean: bool = False
+    retryable: bool = False
+    #: Why the peer was at fault, when it was (bad frame, bad handshake, EOF mid-stream).
+    error: RemoteProtocolError | None = attrs.field(default=None, eq=False)
+    #: The session's Metadata message, if one arrived (it normally precedes the close).
+    metadata: Metadata | None = attrs.field(default=None, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------- wire messages
+
+
+@attrs.frozen(kw_only=True)
+class Word:
+    """One recognized word. Times are seconds of audio from the start of the stream."""
+
+    word: str
+    start: float
+    end: float
+    confidence: float
+    punctuated_word: str | None = None
+    #: With ``diarize``: 0-based speaker number.
+    speaker: int | None = None
+    #: With ``language=multi``: the word's language.
+    language: str | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Alternative:
+    """One transcription hypothesis of a Results window (Deepgram sends one)."""
+
+    transcript: str
+    confidence: float
+    words: tuple[Word, ...] = ()
+    #: With ``language=multi``: the languages detected in this window.
+    languages: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Results(Event):
+    """A transcript for one window of audio on one channel.
+
+    ``is_final`` windows never change again; concatenate them until ``speech_final``
+    to build an utterance. ``channel_index`` is ``(channel, total_channels)``.
+    """
+
+    channel_index: tuple[int, ...]
+    start: float
+    duration: float
+    is_final: bool
+    speech_final: bool
+    from_finalize: bool
+    alternatives: tuple[Alternative, ...]
+    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+    #: With ``detect_entities``: ``[{label, value, raw_value, confidence, start_word, end_word}]``.
+    entities: tuple[Mapping[str, Any], ...] = attrs.field(default=(), eq=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+    @property
+    def transcript(self) -> str:
+        """The first alternative's transcript ("" when there is none)."""
+        return self.alternatives[0].transcript if self.alternatives else ""
+
+    @property
+    def channel(self) -> int:
+        """The 0-based channel this window belongs to."""
+        return self.channel_index[0] if self.channel_index else 0
+
+    @property
+    def end(self) -> float:
+        """``start + duration``: where this window stops on the audio clock."""
+        return self.start + self.duration
+
+
+@attrs.frozen(kw_only=True)
+class Metadata(Event):
+    """The session summary Deepgram sends once, just before it closes the stream."""
+
+    request_id: str | None
+    created: str | None = None
+    #: Seconds of audio the server processed.
+    duration: float | None = None
+    channels: int | None = None
+    sha256: str | None = None
+    models: tuple[str, ...] = ()
+    model_info: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class UtteranceEnd(Event):
+    """A gap of ``utterance_end_ms`` after the last word (needs ``interim_results``).
+
+    ``channel`` is ``(index, total)`` here, a list on the wire, unlike Results' object.
+    """
+
+    channel: tuple[int, ...]
+    last_word_end: float
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class SpeechStarted(Event):
+    """Voice activity began at ``timestamp`` seconds (needs ``vad_events``)."""
+
+    channel: tuple[int, ...]
+    timestamp: float
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ConfigureSuccess(Event):
+    """The server applied a ``Configure`` message."""
+
+    request_id: str | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ConfigureFailure(Event):
+    """The server refused a ``Configure`` message; the stream goes on unchanged."""
+
+    request_id: str | None = None
+    code: str | None = None
+    description: str | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ServerError(Event):
+    """Deepgram's ``{"type": "Error"}`` text message.
+
+    ``variant="SchemaError"``: a client message was malformed and the stream goes on;
+    ``variant="Closing"``: a close frame follows (sent with ``debug=true``).
+    """
+
+    variant: str | None = None
+    code: str | None = None
+    description: str | None = None
+    message: str | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class UnknownMessage(Event):
+    """A JSON message of a type dgproto does not know. Never fatal: forward compatibility."""
+
+    type: str | None
+    raw: Mapping[str, Any] = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class MalformedMessage(Event):
+    """A message that is not a JSON object (or a binary message). The stream goes on."""
+
+    data: str | bytes = attrs.field(repr=False)
+    error: str
