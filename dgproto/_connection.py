@@ -183,6 +183,7 @@ class ListenConnection:
 
         # the audio clock and Finalize bookkeeping
         self._audio_bytes_sent = 0
+        self._keepalives_sent = 0
         self._bytes_per_second = bytes_per_second(
             self.options.encoding, self.options.sample_rate, self.options.channels or 1
         )
@@ -248,6 +249,11 @@ class ListenConnection:
         if self._bytes_per_second is None:
             return None
         return self._audio_bytes_sent / self._bytes_per_second
+
+    @property
+    def keepalives_sent(self) -> int:
+        """KeepAlive messages sent so far, automatic or explicit (for logs and demos)."""
+        return self._keepalives_sent
 
     @property
     def pending_finalizes(self) -> int:
@@ -337,7 +343,7 @@ class ListenConnection:
     def send_keepalive(self, *, now: float) -> None:
         """Send ``{"type":"KeepAlive"}`` now. Normally automatic (``Config.keepalive_interval``)."""
         next_state(self._state, Input.SEND_KEEPALIVE)
-        self._send_text(encode_keepalive(), now=now)
+        self._send_keepalive(now)
 
     def finalize(self, channel: int | None = None, *, now: float) -> None:
         """Ask Deepgram to flush final results for the audio sent so far.
@@ -495,13 +501,17 @@ class ListenConnection:
             self._send_ping(now)
         keepalive_at = self._keepalive_deadline() if state is State.OPEN else None
         if keepalive_at is not None and now >= keepalive_at:
-            self._send_text(encode_keepalive(), now=now)
+            self._send_keepalive(now)
 
     # ------------------------------------------------------------------ internals: output
 
     def _send_text(self, text: str, *, now: float) -> None:
         self._out.append(self._ws.send(TextMessage(data=text)))
         self._last_sent = now
+
+    def _send_keepalive(self, now: float) -> None:
+        self._send_text(encode_keepalive(), now=now)
+        self._keepalives_sent += 1
 
     def _send_ping(self, now: float) -> None:
         self._ping_count += 1

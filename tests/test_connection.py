@@ -404,11 +404,15 @@ def test_keepalive_only_when_idle() -> None:
     # silence: one KeepAlive every 4 s
     pair.advance(12.5)
     assert pair.server.types().count("KeepAlive") == 3
+    assert pair.client.keepalives_sent == 3
+    pair.client.send_keepalive(now=pair.now)
+    assert pair.client.keepalives_sent == 4
     # a control message also counts as activity
     pair.client.finalize(now=pair.now)
     assert pair.client.get_timer() is not None
     pair.pump()
     ka_before = pair.server.types().count("KeepAlive")
+    assert ka_before == 4
     pair.advance(3.9)
     assert pair.server.types().count("KeepAlive") == ka_before
 
