@@ -607,7 +607,8 @@ class Auth:
     - ``Auth.bearer(jwt)``: header ``Authorization: Bearer <jwt>`` (temporary tokens);
     - ``Auth.subprotocol(key, scheme="token"|"bearer")``: the browser form, WebSocket
       subprotocols ``[scheme, key]`` and no header;
-    - ``Auth.none()``: nothing, for self-hosted servers and the emulator.
+    - ``Auth.none()``: nothing, for self-hosted servers without auth (the emulator, like
+      Deepgram, wants a key unless started with ``EmulatorConfig(require_auth=False)``).
 
     The secret lives in the private ``_secret`` field. It never appears in ``repr``,
     ``str`` or an exception message (errors describe it without echoing it); only
@@ -659,7 +660,7 @@ class Auth:
 
     @classmethod
     def none(cls) -> Auth:
-        """No credentials: for self-hosted Deepgram and the local emulator."""
+        """No credentials: for self-hosted Deepgram, or the emulator with ``require_auth=False``."""
         return cls(scheme="none")
 
     def headers(self) -> list[tuple[bytes, bytes]]:
