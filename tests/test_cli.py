@@ -1,0 +1,674 @@
+"""The ``dgproto`` command line, run as users run it: ``python -m dgproto`` in a subprocess
+against an emulator in this process (a background thread), plus a few pure helpers.
+
+Audio is generated with the tone codec, so every transcript is known exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dgproto import (
+    Alternative,
+    Closed,
+    ConfigureSuccess,
+    Connected,
+    Event,
+    FinalizeComplete,
+    Results,
+    ServerError,
+    SpeechStarted,
+    UtteranceEnd,
+    Word,
+)
+from dgproto.cli import (
+    TextView,
+    _describe_event,
+    _final_text,
+    build_parser,
+    event_json,
+    main,
+)
+from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
+from dgproto.transports.server import ThreadedEmulatorServer, serve_in_thread
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT = "Hello from dgproto. Tones carry words."
+KEY = "sk-test-7f3a9c"  # must never be echoed
+TRANSPORTS = ["asyncio", "trio", "sync"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DEEPGRAM_API_KEY"}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dgproto", *args]
+
+
+def run(
+    *args: str, stdin: bytes | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        _command(*args), cwd=REPO, input=stdin, capture_output=True, timeout=timeout, env=_env()
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def finals(stdout: str) -> str:
+    return " ".join(
+        e["transcript"]
+        for e in events(stdout)
+        if e["event"] == "Results" and e["is_final"] and e["transcript"]
+    )
+
+
+def write_wav(
+    path: Path, frames: bytes, *, width: int = 2, channels: int = 1, rate: int = 16000
+) -> Path:
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(width)
+        writer.setframerate(rate)
+        writer.writeframes(frames)
+    return path
+
+
+def stream_args(server: ThreadedEmulatorServer, *more: str) -> list[str]:
+    return ["--url", server.url, "--api-key", KEY, "--punctuate", "--speed", "0", *more]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadedEmulatorServer]:
+    with serve_in_thread() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def hello_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_wav(tmp_path_factory.mktemp("audio") / "hello.wav", synthesize(TEXT))
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    text = " ".join(["Streaming goes on and on."] * 6)
+    return write_wav(tmp_path_factory.mktemp("audio") / "long.wav", synthesize(text))
+
+
+class Running:
+    """A CLI process whose stdout is read line by line, killed if a test hangs."""
+
+    def __init__(self, *args: str, stdin: int | None = None) -> None:
+        self.proc = subprocess.Popen(
+            _command(*args),
+            cwd=REPO,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+        self._watchdog = threading.Timer(30, self.proc.kill)
+        self._watchdog.start()
+        self.lines: list[str] = []
+
+    def read_until(self, predicate: Any) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode()
+            self.lines.append(line)
+            event = json.loads(line)
+            if predicate(event):
+                return event  # type: ignore[no-any-return]
+        raise AssertionError(f"the process ended first: {self.lines}")
+
+    def finish(self) -> tuple[int, str, str]:
+        out, err = self.proc.communicate()
+        self._watchdog.cancel()
+        return self.proc.returncode, "".join(self.lines) + out.decode(), err.decode()
+
+
+# --------------------------------------------------------------------------- input forms
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_wav_file_streams_to_the_emulator_on_every_transport(
+    server: ThreadedEmulatorServer, hello_wav: Path, transport: str
+) -> None:
+    result = run("transcribe", str(hello_wav), *stream_args(server, "--transport", transport))
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+    kinds = [e["event"] for e in events(result.stdout)]
+    assert kinds[0] == "Connected"
+    assert kinds[-3:] == ["Metadata", "Closed", "Summary"]
+    summary = events(result.stdout)[-1]
+    assert summary["finals"] == 2
+    assert summary["close_code"] == 1000
+    assert summary["interrupted"] is False
+    assert summary["audio_seconds"] == pytest.approx(len(synthesize(TEXT)) / 32000, abs=0.001)
+    assert summary["request_id"] == events(result.stdout)[0]["request_id"]
+    assert isinstance(summary["lag_median"], float)
+    assert summary["lag_p95"] >= summary["lag_median"]
+
+
+def _int16_to(width: int, frames: bytes) -> bytes:
+    """Re-encode int16 samples as 8-bit unsigned, 24-bit or 32-bit WAV samples."""
+    samples = [frames[i : i + 2] for i in range(0, len(frames), 2)]
+    if width == 1:
+        return bytes((s[1] ^ 0x80) for s in samples)
+    return b"".join(b"\x00" * (width - 2) + s for s in samples)
+
+
+@pytest.mark.parametrize(("width", "channels"), [(1, 1), (3, 2)])
+def test_wav_of_any_pcm_width_and_channel_count(
+    server: ThreadedEmulatorServer, tmp_path: Path, width: int, channels: int
+) -> None:
+    frames = _int16_to(width, synthesize(TEXT, channels=channels))
+    path = write_wav(tmp_path / "x.wav", frames, width=width, channels=channels)
+    result = run("transcribe", str(path), *stream_args(server))
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+
+
+def test_raw_file_with_encoding_flags(server: ThreadedEmulatorServer, tmp_path: Path) -> None:
+    path = tmp_path / "hello.mulaw"
+    path.write_bytes(synthesize(TEXT, sample_rate=8000, encoding="mulaw"))
+    flags = ["--encoding", "mulaw", "--sample-rate", "8000"]
+    result = run("transcribe", str(path), *stream_args(server, *flags))
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+
+
+def test_raw_audio_on_stdin(server: ThreadedEmulatorServer) -> None:
+    audio = synthesize(TEXT, sample_rate=8000, encoding="alaw", channels=2)
+    flags = ["--encoding", "alaw", "--sample-rate", "8000", "--channels", "2"]
+    result = run("transcribe", "-", *stream_args(server, *flags), stdin=audio)
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+
+
+def test_wav_on_stdin_is_recognized_by_its_header(
+    server: ThreadedEmulatorServer, hello_wav: Path
+) -> None:
+    result = run(
+        "transcribe", "-", *stream_args(server, "--transport", "sync"), stdin=hello_wav.read_bytes()
+    )
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+
+
+def test_synth_output_piped_into_transcribe(server: ThreadedEmulatorServer) -> None:
+    synth = subprocess.run(
+        _command("synth", TEXT, "-o", "-", "--encoding", "linear32", "--sample-rate", "24000"),
+        cwd=REPO, capture_output=True, timeout=30, env=_env(), check=True,
+    )  # fmt: skip
+    assert synth.stdout == synthesize(TEXT, encoding="linear32", sample_rate=24000)
+    flags = ["--encoding", "linear32", "--sample-rate", "24000"]
+    result = run("transcribe", "-", *stream_args(server, *flags), stdin=synth.stdout)
+    assert finals(result.stdout) == TEXT
+
+
+def test_realtime_paces_audio_at_real_time(server: ThreadedEmulatorServer, tmp_path: Path) -> None:
+    audio = synthesize("Paced.")  # about 0.8 s
+    seconds = len(audio) / 32000
+    path = write_wav(tmp_path / "paced.wav", audio)
+    result = run("transcribe", str(path), "--url", server.url, "--api-key", KEY, "--realtime")
+    summary = events(result.stdout)[-1]
+    # Each chunk leaves when the audio before it has played: the last at (duration - 0.1 s),
+    # where an unpaced run takes a few milliseconds.
+    assert summary["elapsed_seconds"] >= seconds - 0.15
+
+
+def test_deepgram_options_reach_the_server(server: ThreadedEmulatorServer, hello_wav: Path) -> None:
+    flags = [
+        "--model", "nova-3", "--language", "en-US", "--interim-results", "--smart-format",
+        "--endpointing", "false", "--utterance-end-ms", "1000", "--vad-events",
+        "--keyterm", "dgproto", "--keyterm", "tone codec", "--param", "tag=cli",
+        "--param", "tag=test", "--diarize", "--no-punctuate", "--chunk-ms", "40",
+    ]  # fmt: skip
+    result = run("transcribe", str(hello_wav), *stream_args(server), *flags)
+    assert result.returncode == 0, result.stderr
+    request_id = events(result.stdout)[0]["request_id"]
+    record = next(r for r in server.connections if r.emulator.request_id == request_id)
+    options = record.emulator.options
+    assert options is not None
+    assert (options.model, options.language, options.endpointing) == ("nova-3", "en-US", False)
+    assert (options.interim_results, options.smart_format, options.punctuate) == (True, True, False)
+    assert (options.utterance_end_ms, options.vad_events, options.diarize) == (1000, True, True)
+    assert options.keyterm == ("dgproto", "tone codec")
+    assert options.tag == ("cli", "test")
+    assert (options.encoding, options.sample_rate, options.channels) == ("linear16", 16000, 1)
+    assert "SpeechStarted" in {e["event"] for e in events(result.stdout)}
+
+
+# --------------------------------------------------------------------------- terminal output
+
+
+def test_terminal_output_has_a_status_line_finals_and_a_summary(
+    server: ThreadedEmulatorServer, hello_wav: Path
+) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        _command("transcribe", str(hello_wav), *stream_args(server, "--interim-results")),
+        cwd=REPO, stdout=slave, stderr=subprocess.PIPE, env={**_env(), "COLUMNS": "30"},
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    screen = b"".join(chunks).decode()
+    assert "\r\x1b[2K[" in screen  # the progress/status line, redrawn in place
+    assert " s sent, lag " in screen
+    assert "[00:00.0] Hello from dgproto.\r\n" in screen
+    assert "[00:01.3] Tones carry words.\r\n" in screen  # the first word starts at 1.31 s
+    assert "] Tones carry words.\r\n" in screen
+    assert "Tones carry\r\n" not in screen  # an interim is overwritten, never a line
+    for label in ("request id", "audio", "time taken", "finals      2", "lag         median"):
+        assert label in screen
+    assert "{" not in screen  # no JSON on a terminal
+    status_lines = [part for part in screen.split("\r\x1b[2K") if " s sent, lag" in part]
+    assert max(len(line) for line in status_lines) <= 29  # one column short of the width
+    assert any(line.endswith("...") for line in status_lines)
+
+
+def test_json_flag_wins_over_a_terminal_and_text_view_renders_speakers() -> None:
+    word = Word(word="hi", start=61.6, end=61.8, confidence=1.0, speaker=1, punctuated_word="Hi.")
+    other = Word(word="yo", start=0.3, end=0.5, confidence=1.0, speaker=0)
+    same = Word(word="man", start=0.6, end=0.8, confidence=1.0, speaker=0)
+    results = Results(
+        channel_index=(1, 2), start=61.5, duration=1.0, is_final=True, speech_final=True,
+        from_finalize=False,
+        alternatives=(
+            Alternative(transcript="hi yo man", confidence=1.0, words=(word, other, same)),
+        ),
+    )  # fmt: skip
+    assert _final_text(results) == "[channel 1] [Speaker 1] Hi. [Speaker 0] yo man"
+    data = event_json(results, at=1.23456, lag=0.5)
+    assert (data["event"], data["time"], data["lag"]) == ("Results", 1.235, 0.5)
+    assert data["alternatives"][0]["words"][0]["speaker"] == 1
+    assert not {"raw", "metadata"} & set(data)
+    closed = event_json(Closed(code=1011, initiator="server", error_code="NET-0001"), at=0)
+    assert closed["error_code"] == "NET-0001"
+
+    class Out:
+        text = ""
+
+        def write(self, text: str) -> None:
+            self.text += text
+
+        def flush(self) -> None:
+            pass
+
+    out = Out()
+    view = TextView(out, live=False)  # type: ignore[arg-type]
+    view.results(results, 0.25, 0.0)
+    assert out.text == "[01:01.6] [channel 1] [Speaker 1] Hi. [Speaker 0] yo man  (lag 0.25 s)\n"
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (SpeechStarted(channel=(0, 1), timestamp=1.5), "<- SpeechStarted at 1.50 s"),
+        (
+            UtteranceEnd(channel=(0, 1), last_word_end=2.25),
+            "<- UtteranceEnd (last word ended at 2.25 s)",
+        ),
+        (FinalizeComplete(channel=None, reason="timeout"), "<- FinalizeComplete (timeout)"),
+        (ServerError(variant="SchemaError", description="bad"), "<- Error from the server: bad"),
+        (ConfigureSuccess(), "<- ConfigureSuccess"),
+        (Connected(request_id="r-1"), "<- Connected, request id r-1"),
+        (Closed(code=1000, initiator="server"), None),
+    ],
+)
+def test_text_view_describes_each_event(event: Event, line: str | None) -> None:
+    assert _describe_event(event) == line
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_no_key_and_no_url_explains_the_emulator(hello_wav: Path) -> None:
+    result = run("transcribe", str(hello_wav))
+    assert result.returncode == 2
+    first, *rest = result.stderr.splitlines()
+    assert first == (
+        "dgproto transcribe: no Deepgram API key: pass --api-key KEY or set DEEPGRAM_API_KEY"
+    )
+    hint = "\n".join(rest)
+    for advice in ("dgproto serve", "dgproto demo", "--url ws://"):
+        assert advice in hint
+    assert "Traceback" not in result.stderr
+
+
+def test_no_key_for_a_deepgram_url_is_one_line(hello_wav: Path) -> None:
+    result = run("transcribe", str(hello_wav), "--url", "wss://eu.api.deepgram.com/v1/listen")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "dgproto transcribe: no Deepgram API key: pass --api-key KEY or set DEEPGRAM_API_KEY"
+    ]
+
+
+def _float_wav(path: Path) -> None:
+    """A valid WAV of IEEE floats (format tag 3), which is not integer PCM."""
+    fmt = (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
+    fmt += (64000).to_bytes(4, "little") + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
+    body = b"WAVEfmt " + (16).to_bytes(4, "little") + fmt + b"data" + (8).to_bytes(4, "little")
+    path.write_bytes(b"RIFF" + (len(body) + 8).to_bytes(4, "little") + body + bytes(8))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.wav", "cannot read missing.wav: No such file or directory"),
+        ("float.wav", "float.wav is not a PCM WAV file (unknown format: 3); dgproto reads"),
+        ("notes.txt", "notes.txt is not a WAV file; for raw audio give --encoding and --sample"),
+    ],
+)
+def test_unreadable_or_non_pcm_file_is_one_line_and_exit_2(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    _float_wav(tmp_path / "float.wav")
+    (tmp_path / "notes.txt").write_text("not audio\n")
+    result = subprocess.run(
+        _command("transcribe", name, "--url", "ws://127.0.0.1:9/v1/listen"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30, env=_env(),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"dgproto transcribe: {message}")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["."], "cannot read .: Is a directory"),
+        (["notes.txt", "--encoding", "linear16"], "raw linear16 audio needs --sample-rate"),
+        (["x.wav", "--channels", "2"], "--sample-rate and --channels describe raw audio"),
+        (["x.wav", "--utterance-end-ms", "1000"], "invalid option: LiveOptions.utterance_end_ms"),
+        (["x.wav", "--param", "novalue"], "--param wants KEY=VALUE, got 'novalue'"),
+        (["x.wav", "--param", "model=x", "--model", "y"], "collides with the typed field"),
+    ],
+)
+def test_more_bad_input_before_connecting(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    """Checked in-process (``main()``): these fail before any I/O but the file reads."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not audio\n")
+    write_wav(tmp_path / "x.wav", synthesize("x"))
+    assert main(["transcribe", *args, "--url", "ws://127.0.0.1:9/v1/listen"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("dgproto transcribe: ")
+    assert message in line
+
+
+def test_handshake_rejected_shows_status_code_message_and_request_id(hello_wav: Path) -> None:
+    with serve_in_thread(config=EmulatorConfig(accepted_keys=["the-right-key"])) as strict:
+        result = run("transcribe", str(hello_wav), "--url", strict.url, "--api-key", KEY)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"dgproto transcribe: {strict.url.split('/')[2]} refused the stream: ")
+    assert "HTTP 401, err_code=INVALID_AUTH, err_msg='Invalid credentials.', request_id=" in line
+    assert KEY not in result.stderr + result.stdout
+
+
+def test_emulator_without_key_gets_a_hint(server: ThreadedEmulatorServer, hello_wav: Path) -> None:
+    result = run("transcribe", str(hello_wav), "--url", server.url)
+    assert result.returncode == 1
+    first, hint = result.stderr.splitlines()
+    assert "HTTP 401" in first
+    assert hint.startswith("the dgproto emulator accepts any key: pass --api-key anything")
+
+
+def test_connection_refused(hello_wav: Path) -> None:
+    result = run("transcribe", str(hello_wav), "--url", "ws://127.0.0.1:9/v1/listen")
+    assert result.returncode == 1
+    assert (
+        result.stderr == "dgproto transcribe: cannot connect to 127.0.0.1:9: Connection refused\n"
+    )
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_connection_lost_shows_code_and_reason(long_wav: Path, transport: str) -> None:
+    faults = FaultPlan(close_after_messages=1, close_code=1011, close_reason="net0001 went away")
+    with serve_in_thread(faults=faults) as flaky:
+        result = run(
+            "transcribe", str(long_wav), "--url", flaky.url, "--api-key", KEY, "--speed", "0",
+            "--transport", transport,
+        )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "dgproto transcribe: connection lost: close code 1011 NET-0001 (net0001 went away), after "
+    )
+    assert events(result.stdout)[-1]["event"] == "Summary"  # what arrived is still shown
+
+
+def test_server_hanging_up_during_the_handshake(hello_wav: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def hang_up() -> None:
+            connection, _ = listener.accept()
+            connection.recv(65536)
+            connection.close()
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        result = run("transcribe", str(hello_wav), "--url", f"ws://127.0.0.1:{port}/v1/listen")
+        thread.join()
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        f"dgproto transcribe: connection lost during the handshake with 127.0.0.1:{port}: "
+        "close code 1006"
+    )
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback(
+    server: ThreadedEmulatorServer, long_wav: Path
+) -> None:
+    cli = Running("transcribe", str(long_wav), "--url", server.url, "--api-key", KEY, "--realtime")
+    cli.read_until(lambda e: e["event"] == "Connected")
+    assert cli.proc.stdout is not None
+    cli.proc.stdout.close()  # like `| head -1`
+    assert cli.proc.wait(timeout=30) == 1
+    assert cli.proc.stderr is not None
+    assert cli.proc.stderr.read() == b""
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_ctrl_c_sends_closestream_and_prints_a_summary(
+    server: ThreadedEmulatorServer, long_wav: Path, transport: str
+) -> None:
+    cli = Running(
+        "transcribe", str(long_wav), "--url", server.url, "--api-key", KEY, "--realtime",
+        "--punctuate", "--transport", transport,
+    )  # fmt: skip
+    first = cli.read_until(lambda e: e["event"] == "Results" and e["is_final"])
+    cli.proc.send_signal(signal.SIGINT)
+    status, out, err = cli.finish()
+    assert status == 130
+    assert "interrupted: sending CloseStream" in err
+    assert "Traceback" not in err
+    *_, closed, summary = events(out)
+    assert (closed["event"], closed["code"], closed["clean"]) == ("Closed", 1000, True)
+    assert (summary["event"], summary["interrupted"]) == ("Summary", True)
+    assert summary["finals"] >= 1
+    assert first["transcript"] == "Streaming goes on and on."
+    assert summary["audio_seconds"] < len(synthesize("Streaming goes on and on.")) * 6 / 32000
+    request_id = events(out)[0]["request_id"]
+    record = next(r for r in server.connections if r.emulator.request_id == request_id)
+    types = [m.type for m in record.emulator.received_text_messages]
+    assert types[-1] == "CloseStream"
+
+
+def test_ctrl_c_while_stdin_has_no_data(server: ThreadedEmulatorServer) -> None:
+    cli = Running(
+        "transcribe", "-", "--encoding", "linear16", "--sample-rate", "16000", "--url",
+        server.url, "--api-key", KEY, stdin=subprocess.PIPE,
+    )  # fmt: skip
+    cli.read_until(lambda e: e["event"] == "Connected")
+    cli.proc.send_signal(signal.SIGINT)
+    status, out, _ = cli.finish()  # stdin is still open: the reader thread must not block exit
+    assert status == 130
+    summary = events(out)[-1]
+    assert (summary["interrupted"], summary["audio_seconds"]) == (True, 0)
+
+
+def test_second_ctrl_c_quits_at_once(long_wav: Path) -> None:
+    with serve_in_thread(faults=FaultPlan(stall_after_messages=1)) as stalled:
+        cli = Running("transcribe", str(long_wav), "--url", stalled.url, "--api-key", KEY)
+        cli.read_until(lambda e: e["event"] == "Connected")
+        cli.proc.send_signal(signal.SIGINT)
+        assert cli.proc.stderr is not None
+        assert b"interrupted" in cli.proc.stderr.readline()  # now waiting for the close
+        cli.proc.send_signal(signal.SIGINT)
+        status, _, _ = cli.finish()
+    assert status == -signal.SIGINT
+
+
+# --------------------------------------------------------------------------- other commands
+
+
+def test_synth_writes_a_wav_the_emulator_transcribes_back(
+    server: ThreadedEmulatorServer, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        _command("synth", TEXT, "-o", "out.wav", "--sample-rate", "8000"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30, env=_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote out.wav: ")
+    assert "dgproto transcribe out.wav --url ws://" in result.stdout
+    with wave.open(str(tmp_path / "out.wav")) as reader:
+        assert (reader.getframerate(), reader.getsampwidth(), reader.getnchannels()) == (8000, 2, 1)
+    again = run("transcribe", str(tmp_path / "out.wav"), *stream_args(server))
+    assert finals(again.stdout) == TEXT
+
+
+def test_synth_refuses_mulaw_in_a_wav(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", "x", "-o", str(tmp_path / "x.wav"), "--encoding", "mulaw"]) == 2
+    assert capsys.readouterr().err.startswith("dgproto synth: a WAV file holds linear16")
+    raw = tmp_path / "x.raw"
+    assert main(["synth", "x", "-o", str(raw), "--encoding", "mulaw", "--channels", "2"]) == 0
+    assert "--encoding mulaw --sample-rate 16000 --channels 2 --url" in capsys.readouterr().out
+    assert raw.read_bytes() == synthesize("x", encoding="mulaw", channels=2)
+
+
+def test_serve_prints_its_url_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        _command("serve", "--port", "0"), cwd=REPO, stdout=subprocess.PIPE, text=True, env=_env()
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("dgproto emulator listening on ws://127.0.0.1:")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_synth_reports_bad_text_and_unwritable_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["synth", "x", "-o", str(tmp_path / "x.wav"), "--sample-rate", "44100"]) == 2
+    assert capsys.readouterr().err.startswith("dgproto synth: sample_rate must be")
+    assert main(["synth", "x", "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"dgproto synth: cannot write {tmp_path}: Is a directory\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--chunk-ms", "0"], "must be a positive number, got 0"),
+        (["--chunk-ms", "fast"], "not a number: 'fast'"),
+        (["--speed", "-1"], "must be a positive number, got -1"),
+        (["--realtime", "--speed", "2"], "not allowed with argument --realtime"),
+        (["--sample-rate", "8k"], "not an integer: '8k'"),
+        (["--channels", "0"], "must be a positive integer, got 0"),
+        (["--endpointing", "soon"], "milliseconds of silence or 'false', got 'soon'"),
+        (["--endpointing", "-5"], "must be >= 0 or 'false', got -5"),
+        (["--transport", "curio"], "invalid choice: 'curio'"),
+    ],
+)
+def test_bad_flags_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transcribe", "x.wav", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_flags_that_are_accepted_as_written() -> None:
+    args = build_parser().parse_args(
+        ["transcribe", "-", "--speed", "0", "--endpointing", "FALSE", "--chunk-ms", "20"]
+    )
+    assert (args.speed, args.endpointing, args.chunk_ms) == (0.0, False, 20.0)
+    assert build_parser().parse_args(["transcribe", "-", "--endpointing", "300"]).endpointing == 300
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "usage: dgproto" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end() -> None:
+    """``make demo`` runs ``python -m dgproto demo``; ``--fast`` divides its times by ten."""
+    result = run("demo", "--fast")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "emulator is listening on ws://127.0.0.1:" in out
+    assert "   ~ " in out  # interim results
+    assert "<- FinalizeComplete (from_finalize)" in out
+    assert out.count("-> KeepAlive, ") >= 2
+    assert "-> CloseStream" in out
+    assert "<- Metadata: " in out
+    assert "model emulator-tone" in out
+    assert "OK: the final transcript equals the synthesized text." in out
+    order = [
+        out.index(s) for s in ("Finalize:", "-> KeepAlive", "part 2", "CloseStream", "Metadata")
+    ]
+    assert order == sorted(order)

@@ -1,0 +1,385 @@
+"""The asyncio adapter: ``async with connect(...) as stream``.
+
+One ``asyncio.Protocol`` per connection drives the ``ListenConnection`` with aioquic's
+``transmit()`` pump: after every input (bytes, EOF, a timer, an app call) it writes
+``data_to_send()``, moves the events to the stream's buffer, re-arms one
+``loop.call_at`` timer from ``get_timer()``, and closes the transport once
+``should_close_transport``. There is no background task and no thread: the event loop
+calls the protocol, so KeepAlive and the other core timers fire while the app is silent,
+and because each write is one synchronous ``transport.write`` of whole frames, a
+KeepAlive can never land inside an audio frame.
+
+Backpressure: ``send_audio`` waits while the transport's write buffer is above its high
+water mark (``pause_writing``); if cancelled while waiting, the chunk was not sent.
+Incoming events follow the ``EventBuffer`` policy in ``_common``: past
+``EVENT_QUEUE_SIZE`` waiting events the transport stops reading (``pause_reading``)
+while the timer keeps running.
+
+Cancellation is asyncio's own: ``CancelledError`` is never caught. Leaving the ``async
+with`` (normally, by an exception or by cancellation) aborts the stream if ``close()``
+did not finish it and waits until the socket is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dgproto._config import Config
+from dgproto._connection import ListenConnection
+from dgproto._events import Closed, Event, FinalizeComplete
+from dgproto._options import Auth, LiveOptions
+from dgproto._state import State
+
+from ._common import (
+    DEFAULT_URL,
+    EventBuffer,
+    FinalizeSlot,
+    Plan,
+    StreamState,
+    WireTrace,
+    check_sendable,
+    make_plan,
+    open_failure,
+)
+
+__all__ = ["ListenStream", "connect"]
+
+logger = logging.getLogger("dgproto.transports.asyncio")
+
+
+class _Protocol(asyncio.Protocol):
+    """The socket side: feeds the core and runs the pump. One per connection."""
+
+    def __init__(self, conn: ListenConnection, *, started: float) -> None:
+        self.conn = conn
+        self.loop = asyncio.get_running_loop()
+        self.buffer = EventBuffer()
+        self.trace = WireTrace(logger)
+        #: Pulsed (set, then cleared) whenever the buffer or the state changed.
+        self.changed = asyncio.Event()
+        #: Clear while the transport asks us to stop writing.
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.lost: asyncio.Future[None] = self.loop.create_future()
+        self.error: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+        self._started = started
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._reading = True
+        self._closing = False
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        # The open timeout counts from connect(), so DNS, TCP and TLS spent part of it.
+        self.conn.connect(now=self._started)
+        self.transmit()
+
+    def data_received(self, data: bytes) -> None:
+        self.trace.received(data)
+        self.conn.receive_data(data, now=self.loop.time())
+        self.transmit()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_eof(now=self.loop.time())
+        self.transmit()
+        return False  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        self.conn.receive_eof(now=self.loop.time())  # a no-op once Closed
+        self.transmit()
+        self._cancel_timer()
+        self.writable.set()  # release senders: they will see the Closed
+        self.lost.set_result(None)  # asyncio calls this once; waiters shield the future
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    # -- the pump
+
+    def transmit(self) -> None:
+        """After every core call: write, hand events over, re-arm the timer, maybe close."""
+        conn = self.conn
+        data = conn.data_to_send()
+        if data and self.transport is not None and not self._closing:
+            self.trace.sent(data)
+            self.transport.write(data)
+        moved = self.buffer.collect(conn, self.trace)
+        if conn.should_close_transport:
+            self._close_transport()
+        else:
+            self._arm_timer()
+            self.update_reading()
+        if moved:
+            self.pulse()
+
+    def pulse(self) -> None:
+        """Wake every waiter so each re-checks its condition."""
+        self.changed.set()
+        self.changed.clear()
+
+    def update_reading(self) -> None:
+        """Pause or resume reading per the ``EventBuffer`` policy."""
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        allowed = self.buffer.reading_allowed()
+        if allowed != self._reading:
+            self._reading = allowed
+            if allowed:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _arm_timer(self) -> None:
+        at = self.conn.get_timer()
+        if at == self._timer_at:
+            return
+        self._cancel_timer()
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        at = self._timer_at
+        assert at is not None
+        self._timer = self._timer_at = None
+        # The loop may wake a hair early; the core must still see the deadline as reached.
+        self.conn.handle_timer(now=max(at, self.loop.time()))
+        self.transmit()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+    def _close_transport(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None and not self._closing:
+            self._closing = True
+            self.transport.close()  # flushes our last frame, then closes
+
+    # -- waiting
+
+    async def wait_until_open(self) -> None:
+        buffer = self.buffer
+        while buffer.connected is None and buffer.closed is None:
+            await self.changed.wait()
+        if buffer.connected is None:
+            raise open_failure(buffer) from self.error
+
+    async def wait_closed(self) -> Closed:
+        while self.buffer.closed is None:
+            await self.changed.wait()
+        return self.buffer.closed
+
+    async def shutdown(self) -> None:
+        """Abort if still open, then close the socket and wait until it is closed.
+
+        Whatever ``close()`` wanted flushed had its chance; a peer that stopped reading
+        must not keep the ``async with`` open, so the transport is aborted, not closed.
+        """
+        self.conn.abort(now=self.loop.time())
+        self.transmit()
+        self._cancel_timer()
+        transport = self.transport
+        if transport is not None and not self.lost.done():
+            transport.abort()
+            await asyncio.shield(self.lost)  # connection_lost() comes on the next loop turn
+
+
+class ListenStream(StreamState):
+    """An open ``/v1/listen`` stream on asyncio. Get one from ``connect``.
+
+    Safe for any number of tasks on the stream's event loop; not thread-safe.
+    ``async for event in stream`` yields every event, ``Closed`` last, then stops;
+    use one iterating task.
+    """
+
+    def __init__(self, protocol: _Protocol) -> None:
+        super().__init__(protocol.conn)
+        self._protocol = protocol
+
+    def _now(self) -> float:
+        return self._protocol.loop.time()
+
+    async def send_audio(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Send one chunk of audio as a binary frame (``b""`` sends nothing).
+
+        Waits while the socket's write buffer is full. If cancelled while waiting, the
+        chunk was not sent. Raises ``ConnectionClosedError`` once the stream is closed.
+        """
+        protocol = self._protocol
+        check_sendable(self._conn)
+        await protocol.writable.wait()
+        check_sendable(self._conn)
+        self._conn.send_audio(chunk, now=self._now())
+        protocol.transmit()
+
+    async def send_keepalive(self) -> None:
+        """Send a KeepAlive now. Rarely needed: the stream sends one after each idle
+        ``Config.keepalive_interval`` by itself."""
+        check_sendable(self._conn)
+        self._conn.send_keepalive(now=self._now())
+        self._protocol.transmit()
+
+    async def configure(
+        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a ``Configure`` message; the reply arrives as an event."""
+        check_sendable(self._conn)
+        self._conn.configure(keyterms, features, now=self._now())
+        self._protocol.transmit()
+
+    async def finalize(self, channel: int | None = None) -> FinalizeComplete:
+        """Flush Deepgram's buffered audio and wait for this call's ``FinalizeComplete``.
+
+        The same ``FinalizeComplete`` is also delivered to the iterator, so the event
+        order there stays intact. Bounded by ``Config.finalize_timeout``.
+        """
+        protocol = self._protocol
+        check_sendable(self._conn)
+        self._conn.finalize(channel, now=self._now())
+        slot = protocol.buffer.expect_finalize()
+        return await self._await_slot(slot)
+
+    async def _await_slot(self, slot: FinalizeSlot) -> FinalizeComplete:
+        protocol = self._protocol
+        protocol.buffer.lift()
+        try:
+            protocol.transmit()  # also resumes reading
+            while slot.result is None:
+                await protocol.changed.wait()
+            return slot.result
+        finally:
+            protocol.buffer.unlift()
+            protocol.update_reading()
+
+    async def close(self) -> Closed:
+        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
+
+        Deepgram flushes its final results and a Metadata, then closes; all of it
+        reaches the iterator, and ``Closed.metadata`` holds the Metadata. Bounded by
+        ``Config.close_timeout``. Idempotent: later calls (or a call after ``abort()``
+        or a server close) return the same ``Closed``.
+        """
+        protocol = self._protocol
+        if self._conn.state is State.OPEN:
+            self._conn.close_stream(now=self._now())
+        protocol.buffer.lift()
+        try:
+            protocol.transmit()  # also resumes reading
+            return await protocol.wait_closed()
+        finally:
+            protocol.buffer.unlift()
+            protocol.update_reading()
+
+    async def abort(self) -> Closed:
+        """Close now, without draining: a close frame if possible, then the socket.
+
+        Events already received stay available to the iterator, ``Closed`` last.
+        """
+        protocol = self._protocol
+        self._conn.abort(now=self._now())
+        protocol.transmit()
+        closed = self._conn.closed
+        assert closed is not None
+        return closed
+
+    def __aiter__(self) -> ListenStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        protocol = self._protocol
+        buffer = protocol.buffer
+        while True:
+            event = buffer.pop()
+            if event is not None:
+                protocol.update_reading()
+                return event
+            if buffer.finished:
+                raise StopAsyncIteration
+            await protocol.changed.wait()
+
+
+async def _open_connection(plan: Plan, protocol: _Protocol) -> None:
+    """DNS, TCP and TLS, then the upgrade; all of it within ``Config.open_timeout``."""
+    loop = protocol.loop
+    endpoint = plan.endpoint
+    timeout = plan.conn.config.open_timeout
+    try:
+        await asyncio.wait_for(
+            loop.create_connection(
+                lambda: protocol,
+                endpoint.host,
+                endpoint.port,
+                ssl=plan.ssl_context,
+                server_hostname=endpoint.host if plan.ssl_context is not None else None,
+            ),
+            timeout,
+        )
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        raise TimeoutError(f"connecting took longer than open_timeout={timeout} s") from None
+    # The core's open timer (armed from the same start) bounds the rest.
+    await protocol.wait_until_open()
+
+
+@asynccontextmanager
+async def connect(
+    options: LiveOptions | None = None,
+    *,
+    api_key: str | None = None,
+    access_token: str | None = None,
+    auth: Auth | None = None,
+    url: str = DEFAULT_URL,
+    config: Config | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> AsyncIterator[ListenStream]:
+    """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
+
+    Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
+    (``Bearer``) or ``auth``; with none, ``DEEPGRAM_API_KEY`` is used for ``wss://``.
+    ``wss://`` verifies the server's certificate with the system store unless
+    ``ssl_context`` says otherwise; ``ws://`` is for the emulator and self-hosted servers.
+    Query parameters in ``url`` are kept, and ``options`` are appended to them.
+
+    Raises ``HandshakeError`` if the server refuses the upgrade (status, ``err_code``,
+    ``err_msg``, ``request_id``), ``TimeoutError`` after ``Config.open_timeout``,
+    ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
+    ``ConnectionClosedError`` if the server hangs up during the upgrade.
+
+    Leaving the block without ``close()`` aborts the stream: no drain, pending results
+    are lost. Call ``await stream.close()`` to end it gracefully.
+    """
+    plan = make_plan(
+        options,
+        api_key=api_key,
+        access_token=access_token,
+        auth=auth,
+        url=url,
+        config=config,
+        ssl_context=ssl_context,
+        extra_headers=extra_headers,
+    )
+    loop = asyncio.get_running_loop()
+    protocol = _Protocol(plan.conn, started=loop.time())
+    try:
+        await _open_connection(plan, protocol)
+        yield ListenStream(protocol)
+    finally:
+        await protocol.shutdown()

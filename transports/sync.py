@@ -1,0 +1,470 @@
+"""The blocking adapter: ``with connect(...) as stream``, for threads and plain scripts.
+
+Each stream has exactly one background thread, the **reader**, started once the
+upgrade succeeded and joined when the ``with`` block exits (``daemon=False``: nothing
+outlives the block). It feeds received bytes to the core and runs the core's timer: it
+waits in a selector until data arrives or ``get_timer()`` is due, so KeepAlive goes out
+while the app is silent. A socketpair wakes it when an app call moves the deadline
+earlier, ends the stream, or makes room in a full event queue.
+
+Locking, so that one thread may send while another iterates (and any thread may
+``abort()``):
+
+* ``_lock`` guards the core and the ``EventBuffer``; every core call happens under it.
+* ``_write_lock`` is held across "drain ``data_to_send()``, ``sendall``": bytes reach
+  the socket in the core's order, and a KeepAlive frame never lands inside an audio
+  frame. The reader never blocks on it: if an app thread is writing, that thread drains
+  again before it lets go (its final "nothing left" check and the release happen under
+  ``_lock``), so the reader's frames cannot be stranded.
+
+Backpressure: ``send_audio`` returns once its frame is in the socket's send buffer
+(``sendall`` blocks while it is full). Incoming events follow the ``EventBuffer``
+policy in ``_common``: when it is full the reader stops reading the socket but keeps
+firing timers. ``abort()`` from another thread ends the stream at once and wakes a
+thread blocked iterating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from dgproto._config import Config
+from dgproto._connection import ListenConnection
+from dgproto._errors import ConnectionClosedError
+from dgproto._events import Closed, Event, FinalizeComplete
+from dgproto._options import Auth, LiveOptions
+from dgproto._state import State
+
+from ._common import (
+    CLOSE_FLUSH_TIMEOUT,
+    DEFAULT_URL,
+    READ_SIZE,
+    EventBuffer,
+    Plan,
+    StreamState,
+    WireTrace,
+    check_sendable,
+    make_plan,
+    open_failure,
+)
+
+__all__ = ["ListenStream", "connect"]
+
+logger = logging.getLogger("dgproto.transports.sync")
+
+#: Shortest socket timeout used while waiting for the upgrade (0 would mean non-blocking).
+_MIN_TIMEOUT = 0.001
+
+
+class ListenStream(StreamState):
+    """An open ``/v1/listen`` stream over a blocking socket. Get one from ``connect``.
+
+    Safe for one sending thread plus one iterating thread; ``abort()`` from any thread.
+    ``for event in stream`` yields every event, ``Closed`` last, then stops.
+    """
+
+    def __init__(self, conn: ListenConnection, sock: socket.socket) -> None:
+        super().__init__(conn)
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._write_lock = threading.Lock()
+        self._buffer = EventBuffer()
+        self._trace = WireTrace(logger)
+        self._error: BaseException | None = None
+        self._reader: threading.Thread | None = None
+        #: What the reader waits for (deadline, watching the socket); None when not waiting.
+        self._reader_plan: tuple[float | None, bool] | None = None
+        self._watching_socket = False
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+
+    # -- the pump (``_lock`` held)
+
+    def _after(self) -> None:
+        """After every core call: hand events over and wake whoever must act."""
+        if self._buffer.collect(self._conn, self._trace):
+            self._changed.notify_all()
+        self._poke_reader()
+
+    def _poke_reader(self) -> None:
+        """Wake the reader if it waits for something that is no longer the right thing."""
+        plan = self._reader_plan
+        if plan is None:
+            return
+        deadline, watching = plan
+        conn = self._conn
+        at = conn.get_timer()
+        if (
+            conn.should_close_transport
+            or watching != self._buffer.reading_allowed()
+            or (at is not None and (deadline is None or at < deadline))
+        ):
+            self._reader_plan = None
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full means a wake-up is pending already
+            self._wake_w.send(b"\0")
+
+    def _lost(self, exc: BaseException) -> Closed:
+        """The socket failed: the core reports a transport close (once)."""
+        with self._lock:
+            self._error = self._error or exc
+            self._conn.receive_eof(now=time.monotonic())  # a no-op once Closed
+            self._after()
+            closed = self._conn.closed
+        assert closed is not None
+        return closed
+
+    def _flush(self, *, timeout: float | None) -> None:
+        """Write everything the core has queued, in order, holding ``_write_lock``.
+
+        ``timeout=None`` waits for the lock; ``0`` leaves the job to the thread holding
+        it (see the module docs for why nothing is stranded).
+        """
+        if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return
+        held = True
+        try:
+            while True:
+                with self._lock:
+                    data = self._conn.data_to_send()
+                    if not data:
+                        self._write_lock.release()  # under _lock: no frame left behind
+                        held = False
+                        return
+                self._trace.sent(data)
+                self._sock.sendall(data)
+        finally:
+            if held:
+                self._write_lock.release()
+
+    def _write(self) -> None:
+        """An app thread's flush: ``ConnectionClosedError`` if the socket failed."""
+        try:
+            self._flush(timeout=None)
+        except OSError as exc:
+            raise ConnectionClosedError(self._lost(exc)) from exc
+
+    # -- opening and the reader thread
+
+    def _handshake(self, started: float) -> None:
+        """Send the upgrade and read until it is answered, in the caller's thread."""
+        conn, sock, buffer = self._conn, self._sock, self._buffer
+        with self._lock:
+            conn.connect(now=started)
+            self._after()
+        try:
+            while True:
+                at = conn.get_timer()
+                sock.settimeout(None if at is None else max(at - time.monotonic(), _MIN_TIMEOUT))
+                self._flush(timeout=None)
+                if buffer.connected is not None or buffer.closed is not None:
+                    break
+                try:
+                    data: bytes | None = sock.recv(READ_SIZE)
+                except TimeoutError:
+                    data = None
+                with self._lock:
+                    now = time.monotonic()
+                    if data is not None:
+                        self._trace.received(data)
+                        conn.receive_data(data, now=now)
+                    if at is not None and now >= at:
+                        conn.handle_timer(now=now)
+                    self._after()
+        except OSError as exc:
+            self._lost(exc)
+        if buffer.connected is None:
+            raise open_failure(buffer) from self._error
+        sock.settimeout(None)
+
+    def _start(self) -> None:
+        self._reader = threading.Thread(target=self._run, name="dgproto-sync-reader", daemon=False)
+        self._reader.start()
+
+    def _run(self) -> None:
+        conn = self._conn
+        try:
+            while True:
+                with self._lock:
+                    if conn.should_close_transport:
+                        break
+                    deadline = conn.get_timer()
+                    watching = self._buffer.reading_allowed()
+                    self._reader_plan = (deadline, watching)
+                readable = self._wait(deadline, watching)
+                data = self._sock.recv(READ_SIZE) if readable else None
+                with self._lock:
+                    self._reader_plan = None
+                    now = time.monotonic()
+                    if data is not None:
+                        self._trace.received(data)
+                        conn.receive_data(data, now=now)  # b"" is EOF
+                    at = conn.get_timer()
+                    if at is not None and now >= at:
+                        conn.handle_timer(now=now)
+                    self._after()
+                self._flush(timeout=0)
+        except OSError as exc:
+            self._lost(exc)
+        except BaseException as exc:  # a bug: still end the stream so no one waits forever
+            self._lost(exc)
+            raise
+        finally:
+            # Over: our close frame gets a moment to leave, then the socket is shut.
+            with contextlib.suppress(OSError):
+                self._flush(timeout=CLOSE_FLUSH_TIMEOUT)
+            self._shutdown_socket()
+
+    def _wait(self, deadline: float | None, watching: bool) -> bool:
+        """Block until the socket is readable (True), the deadline passes or a wake-up.
+
+        Selecting on a TLS socket is sound here: ``READ_SIZE`` exceeds the largest TLS
+        record, so each ``recv`` drains the record it decrypts and no plaintext waits
+        inside the SSL object where ``select`` cannot see it.
+        """
+        sock = self._sock
+        if watching != self._watching_socket:
+            if watching:
+                self._selector.register(sock, selectors.EVENT_READ)
+            else:
+                self._selector.unregister(sock)
+            self._watching_socket = watching
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        readable = False
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj is sock:
+                readable = True
+            else:
+                with contextlib.suppress(OSError):
+                    while self._wake_r.recv(4096):
+                        pass
+        return readable
+
+    def _shutdown_socket(self) -> None:
+        # socket.socket.shutdown, not SSLSocket.shutdown: the latter drops the SSL object
+        # under a thread that may still be using it.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+
+    def _close(self) -> None:
+        """Leave the ``with``: abort if still open, join the reader, release every fd."""
+        with self._lock:
+            self._conn.abort(now=time.monotonic())
+            self._after()
+        reader = self._reader
+        if reader is not None:
+            try:
+                reader.join(CLOSE_FLUSH_TIMEOUT)
+            finally:
+                if reader.is_alive():  # stuck writing to a peer that stopped reading
+                    self._shutdown_socket()
+                    self._wake()
+                    reader.join()
+        self._sock.close()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the app's side
+
+    def send_audio(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Send one chunk of audio as a binary frame (``b""`` sends nothing).
+
+        Returns once the frame is in the socket's send buffer, so a slow network slows
+        the caller. Raises ``ConnectionClosedError`` once the stream is closed.
+        """
+        with self._lock:
+            check_sendable(self._conn)
+            self._conn.send_audio(chunk, now=time.monotonic())
+            self._after()
+        self._write()
+
+    def send_keepalive(self) -> None:
+        """Send a KeepAlive now. Rarely needed: the stream sends one after each idle
+        ``Config.keepalive_interval`` by itself."""
+        with self._lock:
+            check_sendable(self._conn)
+            self._conn.send_keepalive(now=time.monotonic())
+            self._after()
+        self._write()
+
+    def configure(
+        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a ``Configure`` message; the reply arrives as an event."""
+        with self._lock:
+            check_sendable(self._conn)
+            self._conn.configure(keyterms, features, now=time.monotonic())
+            self._after()
+        self._write()
+
+    def finalize(self, channel: int | None = None) -> FinalizeComplete:
+        """Flush Deepgram's buffered audio and wait for this call's ``FinalizeComplete``.
+
+        The same ``FinalizeComplete`` is also delivered to the iterator, so the event
+        order there stays intact. Bounded by ``Config.finalize_timeout``.
+        """
+        with self._lock:
+            check_sendable(self._conn)
+            self._conn.finalize(channel, now=time.monotonic())
+            slot = self._buffer.expect_finalize()
+            self._buffer.lift()
+            self._after()
+        try:
+            self._write()
+            with self._lock:
+                while slot.result is None:
+                    self._changed.wait()
+                return slot.result
+        finally:
+            with self._lock:
+                self._buffer.unlift()
+                self._poke_reader()
+
+    def close(self) -> Closed:
+        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
+
+        Deepgram flushes its final results and a Metadata, then closes; all of it
+        reaches the iterator, and ``Closed.metadata`` holds the Metadata. Bounded by
+        ``Config.close_timeout``. Idempotent: later calls (or a call after ``abort()``
+        or a server close) return the same ``Closed``.
+        """
+        with self._lock:
+            if self._conn.state is State.OPEN:
+                self._conn.close_stream(now=time.monotonic())
+            self._buffer.lift()
+            self._after()
+        try:
+            with contextlib.suppress(ConnectionClosedError):
+                self._write()
+            with self._lock:
+                while self._buffer.closed is None:
+                    self._changed.wait()
+                return self._buffer.closed
+        finally:
+            with self._lock:
+                self._buffer.unlift()
+                self._poke_reader()
+
+    def abort(self) -> Closed:
+        """Close now, without draining; safe from any thread, and wakes an iterating one.
+
+        The reader thread writes the close frame and shuts the socket. Events already
+        received stay available to the iterator, ``Closed`` last.
+        """
+        with self._lock:
+            self._conn.abort(now=time.monotonic())
+            self._after()
+            closed = self._conn.closed
+        assert closed is not None
+        return closed
+
+    def __iter__(self) -> ListenStream:
+        return self
+
+    def __next__(self) -> Event:
+        with self._lock:
+            buffer = self._buffer
+            while True:
+                event = buffer.pop()
+                if event is not None:
+                    self._poke_reader()  # there may be room to read again
+                    return event
+                if buffer.finished:
+                    raise StopIteration
+                self._changed.wait()
+
+
+def _remaining(deadline: float | None, timeout: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"connecting took longer than open_timeout={timeout} s")
+    return left
+
+
+def _open(plan: Plan) -> ListenStream:
+    """DNS, TCP, TLS and the upgrade in the caller's thread, within ``open_timeout``."""
+    started = time.monotonic()
+    timeout = plan.conn.config.open_timeout
+    deadline = None if timeout is None else started + timeout
+    endpoint = plan.endpoint
+    sock = socket.create_connection(
+        (endpoint.host, endpoint.port), timeout=_remaining(deadline, timeout)
+    )
+    try:
+        if plan.ssl_context is not None:
+            sock.settimeout(_remaining(deadline, timeout))
+            sock = plan.ssl_context.wrap_socket(sock, server_hostname=endpoint.host)
+        stream = ListenStream(plan.conn, sock)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        stream._handshake(started)
+        stream._start()
+    except BaseException:
+        stream._close()
+        raise
+    return stream
+
+
+@contextmanager
+def connect(
+    options: LiveOptions | None = None,
+    *,
+    api_key: str | None = None,
+    access_token: str | None = None,
+    auth: Auth | None = None,
+    url: str = DEFAULT_URL,
+    config: Config | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> Iterator[ListenStream]:
+    """Open a live transcription stream: ``with connect(options, api_key=k) as stream``.
+
+    Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
+    (``Bearer``) or ``auth``; with none, ``DEEPGRAM_API_KEY`` is used for ``wss://``.
+    ``wss://`` verifies the server's certificate with the system store unless
+    ``ssl_context`` says otherwise; ``ws://`` is for the emulator and self-hosted servers.
+    Query parameters in ``url`` are kept, and ``options`` are appended to them.
+
+    Raises ``HandshakeError`` if the server refuses the upgrade (status, ``err_code``,
+    ``err_msg``, ``request_id``), ``TimeoutError`` after ``Config.open_timeout``,
+    ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
+    ``ConnectionClosedError`` if the server hangs up during the upgrade.
+
+    Leaving the block without ``close()`` aborts the stream: no drain, pending results
+    are lost. Call ``stream.close()`` to end it gracefully.
+    """
+    plan = make_plan(
+        options,
+        api_key=api_key,
+        access_token=access_token,
+        auth=auth,
+        url=url,
+        config=config,
+        ssl_context=ssl_context,
+        extra_headers=extra_headers,
+    )
+    stream = _open(plan)
+    try:
+        yield stream
+    finally:
+        stream._close()

@@ -1,0 +1,384 @@
+"""The trio adapter: ``async with connect(...) as stream``.
+
+The ``connect`` context manager owns a nursery with two tasks that live exactly as long
+as the block:
+
+* the **sender** is the only task that writes to the socket. It drains
+  ``data_to_send()`` and ``send_all``\\ s it, so bytes leave in the core's order and a
+  KeepAlive can never interleave with an audio frame. App calls queue their frame in
+  the core and wait until the sender has handed it to the socket: that wait is the
+  backpressure, and cancelling it never leaves half a frame on the wire (the frame is
+  sent anyway; the stream stays usable).
+* the **reader** feeds received bytes to the core and runs the core's timer: it waits
+  in a cancel scope whose deadline is ``get_timer()``, re-aimed whenever an app call
+  moves the deadline. Clock: ``trio.current_time()``, so ``trio.testing.MockClock``
+  drives every timeout. When the ``EventBuffer`` is full (policy in ``_common``) it
+  stops reading but keeps the timer, so KeepAlive still goes out.
+
+Cancellation is trio's own: cancel scopes around ``connect`` or any call work, and
+``Cancelled`` always propagates. Exceptions from inside the block come out as
+themselves, not wrapped in an exception group. Leaving the block without ``close()``
+aborts the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from dgproto._config import Config
+from dgproto._connection import ListenConnection
+from dgproto._events import Closed, Event, FinalizeComplete
+from dgproto._options import Auth, LiveOptions
+from dgproto._state import State
+
+from ._common import (
+    CLOSE_FLUSH_TIMEOUT,
+    DEFAULT_URL,
+    READ_SIZE,
+    EventBuffer,
+    FinalizeSlot,
+    Plan,
+    StreamState,
+    WireTrace,
+    check_sendable,
+    make_plan,
+    open_failure,
+)
+
+__all__ = ["ListenStream", "connect"]
+
+logger = logging.getLogger("dgproto.transports.trio")
+
+_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _deadline(at: float | None) -> float:
+    return math.inf if at is None else at
+
+
+class ListenStream(StreamState):
+    """An open ``/v1/listen`` stream on trio. Get one from ``connect``.
+
+    Any number of tasks may send; use one task to iterate. ``async for event in
+    stream`` yields every event, ``Closed`` last, then stops.
+    """
+
+    def __init__(self, conn: ListenConnection, transport: trio.abc.Stream) -> None:
+        super().__init__(conn)
+        self._transport = transport
+        self._buffer = EventBuffer()
+        self._trace = WireTrace(logger)
+        self._changed = trio.Event()  # replaced on every pulse
+        self._wakeup = trio.Event()  # wakes the sender
+        self._sender_done = trio.Event()
+        self._read_scope: trio.CancelScope | None = None
+        self._queued = 0  # app commands queued in the core so far
+        self._written = 0  # of those, how many the sender has written
+        self._error: BaseException | None = None
+
+    # -- the pump, split between the tasks
+
+    def _after(self) -> None:
+        """After every core call: hand events over, wake the sender, re-aim the timer."""
+        conn = self._conn
+        self._buffer.collect(conn, self._trace)
+        self._wakeup.set()
+        scope = self._read_scope
+        if scope is not None:
+            if conn.should_close_transport:
+                scope.cancel()
+            else:
+                scope.deadline = _deadline(conn.get_timer())
+        self._pulse()
+
+    def _pulse(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _queue(self) -> int:
+        """Note an app command just queued in the core; its number for ``_written_through``."""
+        self._queued += 1
+        self._after()
+        return self._queued
+
+    async def _written_through(self, number: int) -> None:
+        """Wait until command ``number`` is on the socket (the send backpressure)."""
+        while self._written < number:
+            if self._sender_done.is_set():  # nothing more will be written: the stream ended
+                check_sendable(self._conn)
+            await self._changed.wait()
+
+    def _lost(self, exc: BaseException) -> None:
+        self._error = self._error or _os_error(exc) or exc
+        self._conn.receive_eof(now=trio.current_time())  # a no-op once Closed
+        self._after()
+
+    async def _send_loop(self) -> None:
+        conn = self._conn
+        try:
+            while True:
+                data = conn.data_to_send()
+                if data:
+                    number = self._queued
+                    self._trace.sent(data)
+                    await self._transport.send_all(data)
+                    self._written = number
+                    self._pulse()
+                elif conn.should_close_transport:
+                    return
+                else:
+                    if self._written != self._queued:  # commands that queued no bytes
+                        self._written = self._queued
+                        self._pulse()
+                    await self._wakeup.wait()
+                    self._wakeup = trio.Event()
+        except _TRANSPORT_ERRORS as exc:
+            self._lost(exc)
+        finally:
+            self._sender_done.set()
+            self._pulse()
+
+    async def _read_loop(self) -> None:
+        conn = self._conn
+        try:
+            while not conn.should_close_transport:
+                data: bytes | bytearray | None = None
+                with trio.CancelScope(deadline=_deadline(conn.get_timer())) as scope:
+                    self._read_scope = scope
+                    if self._buffer.reading_allowed():
+                        data = await self._transport.receive_some(READ_SIZE)
+                    else:
+                        await self._changed.wait()  # for the app to take events
+                self._read_scope = None
+                now = trio.current_time()
+                if data is not None:
+                    self._trace.received(data)
+                    conn.receive_data(data, now=now)  # b"" is EOF
+                at = conn.get_timer()
+                if at is not None and now >= at:
+                    conn.handle_timer(now=now)
+                self._after()
+        except _TRANSPORT_ERRORS as exc:
+            self._lost(exc)
+        # Over: give the sender a moment for our close frame, then close the socket.
+        with trio.move_on_after(CLOSE_FLUSH_TIMEOUT):
+            await self._sender_done.wait()
+        await trio.aclose_forcefully(self._transport)
+
+    async def _open(self, started: float) -> None:
+        self._conn.connect(now=started)
+        self._after()
+        buffer = self._buffer
+        while buffer.connected is None and buffer.closed is None:
+            await self._changed.wait()
+        if buffer.connected is None:
+            raise open_failure(buffer) from self._error
+
+    def _abort(self) -> None:
+        """Synchronous, so it works in a cancelled scope: the tasks finish the job."""
+        self._conn.abort(now=trio.current_time())
+        self._after()
+
+    # -- the app's side
+
+    async def send_audio(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Send one chunk of audio as a binary frame (``b""`` sends nothing).
+
+        Returns once the frame is written to the socket, so a slow network slows the
+        caller. Raises ``ConnectionClosedError`` once the stream is closed.
+        """
+        check_sendable(self._conn)
+        self._conn.send_audio(chunk, now=trio.current_time())
+        await self._written_through(self._queue())
+
+    async def send_keepalive(self) -> None:
+        """Send a KeepAlive now. Rarely needed: the stream sends one after each idle
+        ``Config.keepalive_interval`` by itself."""
+        check_sendable(self._conn)
+        self._conn.send_keepalive(now=trio.current_time())
+        await self._written_through(self._queue())
+
+    async def configure(
+        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a ``Configure`` message; the reply arrives as an event."""
+        check_sendable(self._conn)
+        self._conn.configure(keyterms, features, now=trio.current_time())
+        await self._written_through(self._queue())
+
+    async def finalize(self, channel: int | None = None) -> FinalizeComplete:
+        """Flush Deepgram's buffered audio and wait for this call's ``FinalizeComplete``.
+
+        The same ``FinalizeComplete`` is also delivered to the iterator, so the event
+        order there stays intact. Bounded by ``Config.finalize_timeout``.
+        """
+        check_sendable(self._conn)
+        self._conn.finalize(channel, now=trio.current_time())
+        slot = self._buffer.expect_finalize()
+        return await self._await_slot(slot)
+
+    async def _await_slot(self, slot: FinalizeSlot) -> FinalizeComplete:
+        self._buffer.lift()
+        try:
+            self._queue()
+            while slot.result is None:
+                await self._changed.wait()
+            await trio.lowlevel.checkpoint()
+            return slot.result
+        finally:
+            self._buffer.unlift()
+            self._pulse()
+
+    async def close(self) -> Closed:
+        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
+
+        Deepgram flushes its final results and a Metadata, then closes; all of it
+        reaches the iterator, and ``Closed.metadata`` holds the Metadata. Bounded by
+        ``Config.close_timeout``. Idempotent: later calls (or a call after ``abort()``
+        or a server close) return the same ``Closed``.
+        """
+        if self._conn.state is State.OPEN:
+            self._conn.close_stream(now=trio.current_time())
+        self._buffer.lift()
+        try:
+            self._queue()
+            while self._buffer.closed is None:
+                await self._changed.wait()
+            await trio.lowlevel.checkpoint()
+            return self._buffer.closed
+        finally:
+            self._buffer.unlift()
+            self._pulse()
+
+    async def abort(self) -> Closed:
+        """Close now, without draining: a close frame if possible, then the socket.
+
+        Events already received stay available to the iterator, ``Closed`` last.
+        """
+        self._abort()
+        await trio.lowlevel.checkpoint()
+        closed = self._conn.closed
+        assert closed is not None
+        return closed
+
+    def __aiter__(self) -> ListenStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        buffer = self._buffer
+        while True:
+            event = buffer.pop()
+            if event is not None:
+                self._pulse()  # the reader may be waiting for room
+                await trio.lowlevel.checkpoint()
+                return event
+            if buffer.finished:
+                await trio.lowlevel.checkpoint()
+                raise StopAsyncIteration
+            await self._changed.wait()
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind a trio stream error (``ssl.SSLCertVerificationError``, a
+    reset, ...), so errors carry what the other adapters' errors carry."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+async def _open_transport(plan: Plan, deadline: float) -> trio.abc.Stream:
+    """DNS, TCP and TLS (the handshake done here, so certificate errors surface now)."""
+    endpoint = plan.endpoint
+    with trio.move_on_at(deadline):
+        tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        if plan.ssl_context is None:
+            return tcp
+        tls = trio.SSLStream(
+            tcp, plan.ssl_context, server_hostname=endpoint.host, https_compatible=True
+        )
+        handshook = False
+        try:
+            await tls.do_handshake()
+            handshook = True
+        except trio.BrokenResourceError as exc:
+            raise (_os_error(exc) or ConnectionError(f"TLS handshake failed: {exc}")) from None
+        finally:
+            if not handshook:  # failed, timed out or cancelled
+                await trio.aclose_forcefully(tls)
+        return tls
+    raise TimeoutError(
+        f"connecting took longer than open_timeout={plan.conn.config.open_timeout} s"
+    )
+
+
+@asynccontextmanager
+async def connect(
+    options: LiveOptions | None = None,
+    *,
+    api_key: str | None = None,
+    access_token: str | None = None,
+    auth: Auth | None = None,
+    url: str = DEFAULT_URL,
+    config: Config | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> AsyncIterator[ListenStream]:
+    """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
+
+    Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
+    (``Bearer``) or ``auth``; with none, ``DEEPGRAM_API_KEY`` is used for ``wss://``.
+    ``wss://`` verifies the server's certificate with the system store unless
+    ``ssl_context`` says otherwise; ``ws://`` is for the emulator and self-hosted servers.
+    Query parameters in ``url`` are kept, and ``options`` are appended to them.
+
+    Raises ``HandshakeError`` if the server refuses the upgrade (status, ``err_code``,
+    ``err_msg``, ``request_id``), ``TimeoutError`` after ``Config.open_timeout``,
+    ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
+    ``ConnectionClosedError`` if the server hangs up during the upgrade.
+
+    Leaving the block without ``close()`` aborts the stream: no drain, pending results
+    are lost. Call ``await stream.close()`` to end it gracefully.
+    """
+    plan = make_plan(
+        options,
+        api_key=api_key,
+        access_token=access_token,
+        auth=auth,
+        url=url,
+        config=config,
+        ssl_context=ssl_context,
+        extra_headers=extra_headers,
+    )
+    started = trio.current_time()
+    timeout = plan.conn.config.open_timeout
+    transport = await _open_transport(plan, math.inf if timeout is None else started + timeout)
+    stream = ListenStream(plan.conn, transport)
+    error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream._send_loop)
+            nursery.start_soon(stream._read_loop)
+            try:
+                await stream._open(started)
+                yield stream
+            except BaseException as exc:
+                # Raised below, outside the nursery, so it is not wrapped in a group.
+                error = exc
+                if isinstance(exc, trio.Cancelled):
+                    nursery.cancel_scope.cancel()  # nothing can be sent any more
+            finally:
+                stream._abort()
+    finally:
+        await trio.aclose_forcefully(transport)
+    if error is not None:
+        raise error
