@@ -56,7 +56,7 @@ from tests.emulator_helpers import (
     words,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "deepgram"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "deepgram"  # copies of shared/
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SENTENCES = "Hello world. How are you?"
 
