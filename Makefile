@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # The sans-I/O core and the pure emulator core must be fully covered by the tests.
-CORE_COVERAGE := dgproto/_*.py
+CORE_COVERAGE := dgproto/_*.py,dgproto/emulator/*.py
 
 .PHONY: test demo lint typecheck bench clean
 
