@@ -62,10 +62,12 @@ class Config:
     """
 
     max_message_size: int = attrs.field(default=1 << 20, validator=_positive_int)
-    """Largest text message (or rejected-handshake body) accepted, in bytes.
+    """Largest message accepted: characters of a text message (Deepgram's JSON is ASCII,
+    so bytes in practice), bytes of a binary message or of a rejected-handshake body.
 
     Deepgram messages are a few KiB; a larger one means a broken or hostile peer. Over the
-    limit the connection closes with 1009, so memory stays bounded.
+    limit the connection closes with 1009 (a rejection body is cut short), so memory stays
+    bounded.
     """
 
     ping_interval: float | None = attrs.field(default=None, validator=_positive_or_none)

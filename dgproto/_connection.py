@@ -177,8 +177,8 @@ class ListenConnection:
         self._close_deadline: float | None = None
         self._last_sent: float | None = None
         self._ping_at: float | None = None
-        self._pong_deadline: float | None = None
-        self._ping_payload = b""
+        #: pings awaiting a pong, oldest first: (payload, time sent); only with ping_timeout
+        self._pings: deque[tuple[bytes, float]] = deque()
         self._ping_count = 0
 
         # the audio clock and Finalize bookkeeping
@@ -288,7 +288,7 @@ class ListenConnection:
             return self._open_deadline
         if state is not State.OPEN and state is not State.CLOSING:
             return None
-        deadlines = [self._ping_at, self._pong_deadline]
+        deadlines = [self._ping_at, self._pong_deadline()]
         if state is State.OPEN:
             deadlines.append(self._keepalive_deadline())
         else:
@@ -469,7 +469,8 @@ class ListenConnection:
             return
         if state is not State.OPEN and state is not State.CLOSING:
             return
-        if self._pong_deadline is not None and now >= self._pong_deadline:
+        pong_deadline = self._pong_deadline()
+        if pong_deadline is not None and now >= pong_deadline:
             self._finish(
                 Input.PING_TIMEOUT,
                 code=1006,
@@ -515,13 +516,19 @@ class ListenConnection:
 
     def _send_ping(self, now: float) -> None:
         self._ping_count += 1
-        self._ping_payload = b"dgproto-%d" % self._ping_count
-        self._out.append(self._ws.send(Ping(payload=self._ping_payload)))
+        payload = b"dgproto-%d" % self._ping_count
+        self._out.append(self._ws.send(Ping(payload=payload)))
         interval = self.config.ping_interval
         self._ping_at = None if interval is None else now + interval
+        if self.config.ping_timeout is not None:
+            self._pings.append((payload, now))
+
+    def _pong_deadline(self) -> float | None:
+        """The oldest unanswered ping must be answered ``ping_timeout`` after it went out."""
         timeout = self.config.ping_timeout
-        if timeout is not None and self._pong_deadline is None:
-            self._pong_deadline = now + timeout
+        if not self._pings or timeout is None:
+            return None
+        return self._pings[0][1] + timeout
 
     # ------------------------------------------------------------------ internals: input
 
@@ -538,8 +545,12 @@ class ListenConnection:
         self._out.append(self._ws.send(event.response()))
 
     def _on_pong(self, event: Pong, now: float) -> None:
-        if event.payload == self._ping_payload:
-            self._pong_deadline = None
+        # A pong answers its ping and, as pongs come in order, every earlier one too
+        # (RFC 6455 lets a peer answer only the latest ping of a burst).
+        payloads = [p for p, _ in self._pings]
+        if event.payload in payloads:
+            for _ in range(payloads.index(event.payload) + 1):
+                self._pings.popleft()
 
     def _on_reject(self, event: RejectConnection, now: float) -> None:
         self._rejection = _Rejection(
@@ -742,10 +753,11 @@ class ListenConnection:
         self._parts.clear()
         self._binary_parts.clear()
         self._open_deadline = self._close_deadline = None
-        self._ping_at = self._pong_deadline = None
+        self._ping_at = None
+        self._pings.clear()
         self._last_sent = None
         self._closed = Closed(
-            code=code,
+            code=int(code),  # wsproto hands out CloseReason members for known codes
             reason=reason,
             initiator=initiator,
             error_code=error_code,

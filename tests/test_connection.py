@@ -811,3 +811,20 @@ def test_unmatched_pong_is_ignored_and_ping_without_timeout() -> None:
     assert pair.pump() == []
     pair.advance(5)
     assert pair.client.get_timer() == 10
+
+
+def test_a_late_pong_acknowledges_its_ping_and_every_earlier_one() -> None:
+    config = Config(ping_interval=1, ping_timeout=3, keepalive_interval=None)
+    pair = LivePair(config=config)
+    pair.server.answer_pings = False
+    pair.advance(2.5)  # pings 1 and 2 are out, unanswered
+    assert [p for k, p in pair.server.received if k == "ping"] == [b"dgproto-1", b"dgproto-2"]
+    assert pair.client.get_timer() == 3  # the next ping; ping 1's pong is due at 4
+    pair.server.out += pair.server.ws.send(Pong(payload=b"dgproto-2"))
+    pair.pump()
+    pair.advance(1.6)  # t=4.1: ping 3 went out at 3, due at 6; nobody is late
+    assert pair.client.state is State.OPEN
+    pair.advance(2.0)  # t=6.1: ping 3 is unanswered past its deadline
+    assert isinstance(pair.client.closed, Closed)
+    assert pair.client.closed.initiator == "timeout"
+    assert type(pair.client.closed.code) is int
