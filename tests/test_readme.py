@@ -1,0 +1,67 @@
+"""The README's programs run as written, against the emulator (documentation that can't rot)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from dgproto import Closed
+from dgproto.emulator import silence, synthesize
+from dgproto.transports.server import serve_in_thread
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+TEXT = "Read me. It runs."
+
+
+def _program(after: str) -> dict[str, Any]:
+    """Execute the first python block after the line starting ``after``; return its namespace."""
+    match = re.search(re.escape("\n" + after) + r".*?```python\n(.*?)```", README, re.S)
+    assert match, f"no python block after {after!r} in README.md"
+    namespace: dict[str, Any] = {}
+    exec(compile(match.group(1), f"README.md ({after})", "exec"), namespace)
+    return namespace
+
+
+def _audio() -> bytes:
+    return synthesize(TEXT, sample_rate=16000) + silence(0.2, sample_rate=16000)
+
+
+def _finals(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line]
+
+
+@pytest.mark.parametrize("runtime", ["asyncio", "trio", "Blocking sockets"])
+def test_runtime_examples(runtime: str, capsys: pytest.CaptureFixture[str]) -> None:
+    transcribe = _program(f"**{runtime}**")["transcribe"]
+    audio = _audio()
+    chunks = [audio[i : i + 3200] for i in range(0, len(audio), 3200)]
+    with serve_in_thread() as server:
+        if runtime == "asyncio":
+            closed = asyncio.run(transcribe(chunks, server.url, "any-key"))
+        elif runtime == "trio":
+            closed = trio.run(transcribe, chunks, server.url, "any-key")
+        else:
+            closed = transcribe(chunks, server.url, "any-key")
+    assert isinstance(closed, Closed)
+    assert closed.code == 1000
+    assert " ".join(_finals(capsys.readouterr().out)) == TEXT
+
+
+def test_by_hand_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    transcribe = _program("## Driving the core by hand")["transcribe"]
+    path = tmp_path / "speech.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(_audio())
+    with serve_in_thread() as server:
+        closed = transcribe(str(path), port=server.port)
+    assert closed.code == 1000
+    assert " ".join(_finals(capsys.readouterr().out)) == TEXT
