@@ -36,6 +36,7 @@ from ._events import (
     Word,
 )
 from ._options import Auth, LiveOptions
+from ._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
 from ._state import State
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "MalformedMessage",
     "Metadata",
     "RemoteProtocolError",
+    "ReplayBuffer",
     "Results",
     "ServerError",
     "SpeechStarted",
@@ -68,4 +70,7 @@ __all__ = [
     "Word",
     "__version__",
     "classify_close",
+    "rebase",
+    "reconnect_delays",
+    "should_reconnect",
 ]

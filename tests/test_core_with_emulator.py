@@ -17,7 +17,6 @@ from dgproto import (
     Auth,
     Closed,
     Config,
-    Event,
     FinalizeComplete,
     HandshakeRejected,
     ListenConnection,
@@ -31,12 +30,14 @@ from dgproto import (
 )
 from dgproto.emulator import EmulatorConfig, EmulatorConnection, FaultPlan, silence, synthesize
 
+from .memory_pipe import MemoryPipe
+
 RATE = 16000
 CHUNK = 640  # 20 ms of linear16 mono
 
 
-class Session:
-    """ListenConnection <-> EmulatorConnection, with every timer of both honoured."""
+class Session(MemoryPipe):
+    """A session with sensible defaults and helpers to stream and read the transcript."""
 
     def __init__(
         self,
@@ -47,53 +48,17 @@ class Session:
         faults: FaultPlan | None = None,
         auth: Auth | None = None,
     ) -> None:
-        self.now = 0.0
-        self.server = EmulatorConnection(
+        server = EmulatorConnection(
             config=emulator, faults=faults, rng=random.Random(1), wall_time=0.0, now=0.0
         )
-        self.client = ListenConnection(
+        client = ListenConnection(
             options=options
             or LiveOptions(encoding="linear16", sample_rate=RATE, interim_results=True),
             auth=auth or Auth.token("test-key"),
             host="emulator",
             config=config or Config(),
         )
-        self.events: list[Event] = []
-        self.client.connect(now=self.now)
-        self.pump()
-
-    def pump(self) -> None:
-        for _ in range(10_000):
-            moved = False
-            if out := self.client.data_to_send():
-                self.server.receive_data(out, now=self.now)
-                moved = True
-            if self.client.should_close_transport and not self.server.should_close_transport:
-                self.server.receive_eof(now=self.now)
-            if out := self.server.data_to_send():
-                self.client.receive_data(out, now=self.now)
-                moved = True
-            if self.server.should_close_transport and not self.client.should_close_transport:
-                self.client.receive_eof(now=self.now)
-                moved = True
-            self.events += self.client.events()
-            if not moved:
-                return
-        raise AssertionError("the pipe never went quiet")
-
-    def advance(self, seconds: float) -> None:
-        target = self.now + seconds
-        while True:
-            timers = [t for t in (self.client.get_timer(), self.server.get_timer()) if t]
-            due = min((t for t in timers if t <= target), default=None)
-            if due is None:
-                break
-            self.now = max(self.now, due)
-            self.client.handle_timer(now=self.now)
-            self.server.handle_timer(now=self.now)
-            self.pump()
-        self.now = target
-        self.pump()
+        super().__init__(client, server, now=0.0)
 
     def stream(self, audio: bytes, *, realtime: bool = True) -> None:
         """Send audio in 20 ms chunks, letting 20 ms pass per chunk (real-time pacing)."""

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import trio
 
+import dgproto
 from dgproto import Closed
-from dgproto.emulator import silence, synthesize
+from dgproto.emulator import FaultPlan, silence, synthesize
+from dgproto.emulator._codec import layout
 from dgproto.transports.server import serve_in_thread
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -65,3 +67,27 @@ def test_by_hand_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         closed = transcribe(str(path), port=server.port)
     assert closed.code == 1000
     assert " ".join(_finals(capsys.readouterr().out)) == TEXT
+
+
+RESUMED = "Hello world. This is dgproto speaking. Reconnects keep timestamps. The end."
+
+
+@pytest.mark.parametrize("drop_after_messages", [2, 3])
+def test_reconnect_example(drop_after_messages: int, capsys: pytest.CaptureFixture[str]) -> None:
+    transcribe = _program("## Reconnecting without losing words or time")["transcribe"]
+    audio = synthesize(RESUMED, sample_rate=16000)
+    chunks = [audio[i : i + 3200] for i in range(0, len(audio), 3200)]
+    options = dgproto.LiveOptions(encoding="linear16", sample_rate=16000, punctuate=True)
+    with serve_in_thread(faults=FaultPlan(drop_after_messages=drop_after_messages)) as server:
+        closed = asyncio.run(transcribe(chunks, options, server.url, "any-key"))
+        connections = len(server.server.connections)
+    # the last session flushed everything: a clean close, or a drop after the Metadata
+    assert closed.metadata is not None
+    assert not dgproto.should_reconnect(closed)
+    assert connections >= 2  # it did reconnect
+    lines = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
+    finals = [(float(p[0]), p[1]) for p in lines if len(p) == 2]
+    assert " ".join(text for _, text in finals) == RESUMED  # nothing lost, nothing twice
+    # each sentence's final starts where the previous sentence's pause began: one clock
+    ends = [s.end for s in layout(RESUMED) if s.punctuated_word[-1] in ".?!"]
+    assert [start for start, _ in finals[1:]] == pytest.approx(ends[:-1], abs=0.02)

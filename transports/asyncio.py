@@ -115,9 +115,12 @@ class _Protocol(asyncio.Protocol):
         """After every core call: write, hand events over, re-arm the timer, maybe close."""
         conn = self.conn
         data = conn.data_to_send()
-        if data and self.transport is not None and not self._closing:
+        transport = self.transport
+        # A transport asyncio already knows is lost (connection_lost not yet run) only
+        # warns on every write; the Closed it is about to report says what happened.
+        if data and transport is not None and not self._closing and not transport.is_closing():
             self.trace.sent(data)
-            self.transport.write(data)
+            transport.write(data)
         moved = self.buffer.collect(conn, self.trace)
         if conn.should_close_transport:
             self._close_transport()
