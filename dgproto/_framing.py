@@ -36,7 +36,8 @@ _TRANSLATE_FROM = 512
 
 #: size -> (0x01000000 repeated for each 4-byte word, mask of the low ``size`` bytes).
 _REPUNITS: dict[int, tuple[int, int]] = {}
-_xor_tables: list[bytes] = []
+#: ``_XOR_TABLES[k]`` maps each byte b to b ^ k; built on first use, then shared.
+_XOR_TABLES: tuple[bytes, ...] = ()
 
 
 def _repunit(size: int) -> tuple[int, int]:
@@ -54,16 +55,24 @@ def _mask_small(payload: bytes, key: bytes) -> bytes:
 
 
 def _mask_large(payload: bytes, key: bytes) -> bytearray:
-    tables = _xor_tables or _build_xor_tables()
+    tables = _XOR_TABLES or _build_xor_tables()
     out = bytearray(len(payload))
     for i in range(4):
         out[i::4] = payload[i::4].translate(tables[key[i]])
     return out
 
 
-def _build_xor_tables() -> list[bytes]:
-    _xor_tables.extend(bytes(a ^ b for a in range(256)) for b in range(256))
-    return _xor_tables
+def _build_xor_tables() -> tuple[bytes, ...]:
+    """Build the tables, then publish them in one assignment.
+
+    Connections in different threads share them, so a half-built table must never be
+    visible (it once was: an IndexError under 100 sending threads). Two threads racing
+    here both build complete tables; either result is correct.
+    """
+    global _XOR_TABLES
+    tables = tuple(bytes(a ^ b for a in range(256)) for b in range(256))
+    _XOR_TABLES = tables
+    return tables
 
 
 class BinaryFrameWriter:

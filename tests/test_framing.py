@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from itertools import cycle
 
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
+from dgproto import _framing
 from dgproto._framing import _KEYS_PER_BATCH, BinaryFrameWriter
 
 
@@ -77,3 +80,34 @@ def test_default_source_is_os_urandom() -> None:
     first, second = writer.frame(b"x" * 10), writer.frame(b"x" * 10)
     assert first[:2] == second[:2] == b"\x82\x8a"
     assert first[2:6] != second[2:6]  # a fresh key per frame (equal with p = 2**-32)
+
+
+def test_shared_tables_are_never_seen_half_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers in many threads (the sync adapter) race to build the shared XOR tables."""
+    monkeypatch.setattr(_framing, "_XOR_TABLES", ())
+    payload = os.urandom(640)  # large enough for the table method
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def write() -> None:
+        writer = BinaryFrameWriter()
+        start.wait()
+        try:
+            for _ in range(50):
+                frame = writer.frame(payload)
+                assert _parse_as_server(frame) == [(Opcode.BINARY, payload, True)]
+        except BaseException as exc:  # collected for the main thread's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: expose any race
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert len(_framing._XOR_TABLES) == 256
