@@ -159,6 +159,7 @@ class ListenConnection:
         self._state = State.IDLE
         self._ws = WSConnection(ConnectionType.CLIENT)
         self._frames = BinaryFrameWriter()
+        self._frame = self._frames.frame  # bound once: called for every audio frame
         #: outgoing bytes, in order; a list so a lone audio frame leaves without a copy
         self._out: list[bytes] = []
         self._events: deque[Event] = deque()
@@ -331,12 +332,14 @@ class ListenConnection:
         """
         if self._state is not State.OPEN:  # the hot path skips the table lookup
             next_state(self._state, Input.SEND_AUDIO)  # raises: audio is legal only when OPEN
-        if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise TypeError(f"send_audio() takes bytes-like audio, not {type(chunk).__name__}")
-        size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+        if type(chunk) is not bytes:  # the common case pays one check
+            if not isinstance(chunk, (bytearray, memoryview)):
+                raise TypeError(f"send_audio() takes bytes-like audio, not {type(chunk).__name__}")
+            chunk = bytes(chunk)
+        size = len(chunk)
         if not size:
             return
-        self._out.append(self._frames.frame(chunk if type(chunk) is bytes else bytes(chunk)))
+        self._out.append(self._frame(chunk))
         self._audio_bytes_sent += size
         self._last_sent = now
 

@@ -32,7 +32,7 @@ _MASK_BIT = 0x80
 #: Masking keys fetched per call to the random source (4 bytes each).
 _KEYS_PER_BATCH = 1024
 #: Frames below this size are masked with the big-integer method, the rest by translate.
-_TRANSLATE_FROM = 512
+_TRANSLATE_FROM = 1024
 
 #: size -> (0x01000000 repeated for each 4-byte word, mask of the low ``size`` bytes).
 _REPUNITS: dict[int, tuple[int, int]] = {}

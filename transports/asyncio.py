@@ -114,13 +114,7 @@ class _Protocol(asyncio.Protocol):
     def transmit(self) -> None:
         """After every core call: write, hand events over, re-arm the timer, maybe close."""
         conn = self.conn
-        data = conn.data_to_send()
-        transport = self.transport
-        # A transport asyncio already knows is lost (connection_lost not yet run) only
-        # warns on every write; the Closed it is about to report says what happened.
-        if data and transport is not None and not self._closing and not transport.is_closing():
-            self.trace.sent(data)
-            transport.write(data)
+        self.write_out()
         moved = self.buffer.collect(conn, self.trace)
         if conn.should_close_transport:
             self._close_transport()
@@ -129,6 +123,21 @@ class _Protocol(asyncio.Protocol):
             self.update_reading()
         if moved:
             self.pulse()
+
+    def write_out(self) -> None:
+        """Write what the core queued. After ``send_audio`` this is the whole pump:
+
+        Queuing an audio frame makes no event and only moves the KeepAlive deadline
+        later, so nothing else in ``transmit`` can change: the armed timer stays valid
+        (it fires early, finds nothing due, and re-arms).
+        """
+        data = self.conn.data_to_send()
+        transport = self.transport
+        # A transport asyncio already knows is lost (connection_lost not yet run) only
+        # warns on every write; the Closed it is about to report says what happened.
+        if data and transport is not None and not self._closing and not transport.is_closing():
+            self.trace.sent(data)
+            transport.write(data)
 
     def pulse(self) -> None:
         """Wake every waiter so each re-checks its condition."""
@@ -151,6 +160,10 @@ class _Protocol(asyncio.Protocol):
     def _arm_timer(self) -> None:
         at = self.conn.get_timer()
         if at == self._timer_at:
+            return
+        if at is not None and self._timer_at is not None and at > self._timer_at:
+            # A later deadline (every frame moves the KeepAlive one): keep the armed
+            # timer; it fires early, the core does nothing, and the pump re-arms it.
             return
         self._cancel_timer()
         self._timer_at = at
@@ -227,11 +240,13 @@ class ListenStream(StreamState):
         chunk was not sent. Raises ``ConnectionClosedError`` once the stream is closed.
         """
         protocol = self._protocol
-        check_sendable(self._conn)
-        await protocol.writable.wait()
-        check_sendable(self._conn)
-        self._conn.send_audio(chunk, now=self._now())
-        protocol.transmit()
+        conn = self._conn
+        if conn.closed is not None or not protocol.writable.is_set():
+            check_sendable(conn)
+            await protocol.writable.wait()
+            check_sendable(conn)
+        conn.send_audio(chunk, now=protocol.loop.time())
+        protocol.write_out()
 
     async def send_keepalive(self) -> None:
         """Send a KeepAlive now. Rarely needed: the stream sends one after each idle
