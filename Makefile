@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # The sans-I/O core and the pure emulator core must be fully covered by the tests.
 CORE_COVERAGE := dgproto/_*.py,dgproto/emulator/*.py
 
@@ -33,7 +34,13 @@ test: lint typecheck
 demo: $(STAMP)
 	$(BIN)/python -m dgproto demo
 
-bench: $(STAMP)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-*
+	touch $(BENCH_STAMP)
+
+# Writes benchmarks/results/ (about 6 minutes on 2 cores; see benchmarks/README.md).
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:

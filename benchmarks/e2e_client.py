@@ -1,0 +1,800 @@
+"""The client process of the end-to-end benchmarks: N concurrent streams of one client.
+
+``python -m benchmarks.e2e_client --client asyncio --streams 100 --duration 20 --url ws://...``
+prints one JSON object (its last stdout line) with what it measured. One process per
+run, so ``resource.getrusage`` and the peak RSS belong to that run alone.
+
+A run: open N streams (at most ``OPEN_CONCURRENCY`` handshakes at a time), wait until
+all are open, then every stream sends one 20 ms linear16 frame every 20 ms on its own
+schedule (phases staggered across the 20 ms, each frame's time fixed in advance so
+lateness never accumulates) for ``--duration`` seconds while one consumer per stream
+takes every event, then CloseStream and drain. The measured window is from "go" until
+the last stream sent its last frame; CPU is ``getrusage`` user+system over that window.
+
+A run **kept real time** when every frame was sent, 99% of frames left within
+``SEND_LAG_P99`` of their schedule and no stream's last frame was more than
+``LAST_FRAME_SLACK`` late. A stream ``GIVE_UP_LAG`` behind stops the run (the client
+cannot keep up; catching up would only stretch the run); CPU per stream-minute is then
+still per audio actually sent.
+
+The harness is the same for every client (a task or thread per stream, pacing with the
+runtime's own sleep); only the library calls differ:
+
+* ``asyncio`` / ``trio`` / ``sync``: dgproto's adapters (``send_audio``, iterate, ``close``);
+* ``sdk``: deepgram-sdk 7.x ``AsyncDeepgramClient().listen.v1.connect(...)``
+  (``send_media``, iterate, ``send_close_stream``), pointed at the server through its
+  ``DeepgramClientEnvironment``;
+* ``null``: the asyncio harness with no library and no socket (the pacing loop alone),
+  to show how much of a run's CPU is the harness itself.
+
+Other modes: ``--idle SECONDS`` opens the streams and holds them idle (memory per idle
+stream); ``--hour SECONDS`` streams that much audio through one stream as fast as the
+server takes it, sampling RSS (memory growth over a long stream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from ._common import (
+    Histogram,
+    cpu_seconds,
+    peak_rss_bytes,
+    process_cpu_seconds,
+    raise_fd_limit,
+    rss_bytes,
+)
+
+FRAME_SECONDS = 0.02
+CHUNK = bytes(640)  # 20 ms of 16 kHz linear16 silence
+API_KEY = "bench-key"
+OPEN_CONCURRENCY = 50
+OPEN_TIMEOUT = 90.0
+CLOSE_TIMEOUT = 30.0
+#: A run "kept real time" when every frame was sent, no stream's last frame left later
+#: than LAST_FRAME_SLACK (no backlog built up) and 99% of frames left within
+#: SEND_LAG_P99 of their schedule (jitter stayed within a few frames).
+LAST_FRAME_SLACK = 0.5
+SEND_LAG_P99 = 0.2
+#: A stream this far behind its schedule stops the run: the client cannot keep real time,
+#: and letting it catch up would only stretch the run (CPU is still per audio sent).
+GIVE_UP_LAG = 5.0
+CLIENTS = ("asyncio", "trio", "sync", "sdk", "null")
+MiB = 1024 * 1024
+
+
+class Recorder:
+    """What the streams report, shared by all of them."""
+
+    def __init__(self, streams: int) -> None:
+        self.streams = streams
+        self.latency = Histogram(resolution=0.0001, limit=10.0)
+        self.lag = Histogram(resolution=0.0001, limit=GIVE_UP_LAG + 1.0)
+        self.final_lag = Histogram(resolution=0.001, limit=10.0)
+        self.results = 0
+        self.bad_stamps = 0
+        self.frames = 0
+        self.behind = False  # some stream fell GIVE_UP_LAG behind: everyone stops
+        self.opened = 0
+        self.failed = 0
+        self.finished = 0
+        self.errors: list[str] = []
+        self.lock = threading.Lock()  # only the sync client's threads need it
+
+    def late(self, lag: float) -> bool:
+        """Record a frame's send lag; True once the run has fallen too far behind."""
+        self.lag.add(lag)
+        if lag > GIVE_UP_LAG:
+            self.behind = True
+        return self.behind
+
+    def stamp(self, word: str) -> None:
+        """A Results arrived at the app; its newest word is the server's send time."""
+        now = time.monotonic()
+        self.results += 1
+        try:
+            sent = float(word)
+        except ValueError:
+            self.bad_stamps += 1
+            return
+        self.latency.add(now - sent)
+
+    def error(self, exc: BaseException) -> None:
+        if len(self.errors) < 5:
+            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+            at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
+            self.errors.append((text + at)[:300])
+
+
+# --------------------------------------------------------------------------- asyncio family
+
+
+class AsyncClient:
+    """How one asyncio-based client opens, sends, consumes and closes a stream."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    async def send(self, handle: Any, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    async def consume(self, handle: Any, recorder: Recorder) -> None:
+        raise NotImplementedError
+
+    async def close(self, handle: Any) -> None:
+        raise NotImplementedError
+
+
+class DgprotoAsyncio(AsyncClient):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        from dgproto import LiveOptions
+        from dgproto.transports.asyncio import connect
+
+        self._connect = connect
+        self._options = LiveOptions(
+            model="nova-3", encoding="linear16", sample_rate=16000, interim_results=True
+        )
+
+    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._connect(self._options, url=self.url, api_key=API_KEY)
+
+    async def send(self, handle: Any, chunk: bytes) -> None:
+        await handle.send_audio(chunk)
+
+    async def consume(self, handle: Any, recorder: Recorder) -> None:
+        from dgproto import Results
+
+        async for event in handle:
+            if type(event) is Results:
+                words = event.alternatives[0].words
+                if words:
+                    recorder.stamp(words[-1].word)
+
+    async def close(self, handle: Any) -> None:
+        await handle.close()
+
+
+class OfficialSdk(AsyncClient):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        warnings.simplefilter("ignore", DeprecationWarning)  # websockets.legacy
+        from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
+
+        base = url.split("/v1/listen", 1)[0]
+        environment = DeepgramClientEnvironment(
+            base=base.replace("ws://", "http://", 1),
+            production=base,
+            agent=base,
+            agent_rest=base.replace("ws://", "http://", 1),
+        )
+        self._client = AsyncDeepgramClient(api_key=API_KEY, environment=environment)
+
+    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        opened: contextlib.AbstractAsyncContextManager[Any] = self._client.listen.v1.connect(
+            model="nova-3", encoding="linear16", sample_rate=16000, interim_results="true"
+        )
+        return opened
+
+    async def send(self, handle: Any, chunk: bytes) -> None:
+        await handle.send_media(chunk)
+
+    async def consume(self, handle: Any, recorder: Recorder) -> None:
+        with contextlib.suppress(Exception):  # the iterator raises on an abnormal close
+            async for message in handle:
+                if getattr(message, "type", None) == "Results":
+                    words = message.channel.alternatives[0].words
+                    if words:
+                        recorder.stamp(words[-1].word)
+
+    async def close(self, handle: Any) -> None:
+        await handle.send_close_stream()
+
+
+class NullClient(AsyncClient):
+    """The harness alone: no library, no socket."""
+
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[Any]:
+        yield asyncio.Event()
+
+    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._open()
+
+    async def send(self, handle: Any, chunk: bytes) -> None:
+        return None
+
+    async def consume(self, handle: Any, recorder: Recorder) -> None:
+        await handle.wait()
+
+    async def close(self, handle: Any) -> None:
+        handle.set()
+
+
+async def run_asyncio_family(
+    client: AsyncClient, streams: int, duration: float, window: Window
+) -> Recorder:
+    loop = asyncio.get_running_loop()
+    recorder = Recorder(streams)
+    frames = round(duration / FRAME_SECONDS)
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+    settled = asyncio.Event()  # every stream opened or failed
+    go = asyncio.Event()
+    done = asyncio.Event()  # every stream sent its last frame (or failed)
+    t0 = 0.0
+
+    def settle() -> None:
+        if recorder.opened + recorder.failed >= streams:
+            settled.set()
+
+    def finish() -> None:
+        recorder.finished += 1
+        if recorder.finished >= streams:
+            done.set()
+
+    async def one(index: int) -> None:
+        opened = sent_all = False
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                async with gate:
+                    handle = await stack.enter_async_context(client.open())
+                recorder.opened += 1
+                opened = True
+                settle()
+                consumer = asyncio.create_task(client.consume(handle, recorder))
+                await go.wait()
+                start = t0 + index * FRAME_SECONDS / streams
+                target = start
+                for k in range(frames):
+                    target = start + k * FRAME_SECONDS
+                    now = loop.time()
+                    if target > now:
+                        await asyncio.sleep(target - now)
+                        now = loop.time()
+                    if recorder.late(now - target):
+                        break
+                    await client.send(handle, CHUNK)
+                    recorder.frames += 1
+                recorder.final_lag.add(loop.time() - target)
+                sent_all = True
+                finish()
+                await client.close(handle)
+                await asyncio.wait_for(consumer, CLOSE_TIMEOUT)
+        except Exception as exc:
+            recorder.error(exc)
+            if not opened:
+                recorder.failed += 1
+                settle()
+            elif not sent_all:
+                finish()
+
+    tasks = [asyncio.create_task(one(i)) for i in range(streams)]
+    try:
+        await asyncio.wait_for(settled.wait(), OPEN_TIMEOUT)
+    except asyncio.TimeoutError:
+        recorder.error(TimeoutError(f"only {recorder.opened} streams opened in time"))
+    window.opened()
+    t0 = loop.time() + 0.05
+    window.start()
+    go.set()
+    if recorder.opened:
+        try:
+            await asyncio.wait_for(done.wait(), duration + 60.0)
+        except asyncio.TimeoutError:
+            recorder.error(TimeoutError("streams did not finish sending in time"))
+    window.stop()
+    _, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT + 5.0)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5.0)
+    return recorder
+
+
+# --------------------------------------------------------------------------- trio
+
+
+async def run_trio(url: str, streams: int, duration: float, window: Window) -> Recorder:
+    import trio
+
+    from dgproto import LiveOptions, Results
+    from dgproto.transports.trio import connect
+
+    options = LiveOptions(
+        model="nova-3", encoding="linear16", sample_rate=16000, interim_results=True
+    )
+    recorder = Recorder(streams)
+    frames = round(duration / FRAME_SECONDS)
+    gate = trio.Semaphore(OPEN_CONCURRENCY)
+    settled = trio.Event()
+    go = trio.Event()
+    done = trio.Event()
+    start_at = [0.0]
+
+    def settle() -> None:
+        if recorder.opened + recorder.failed >= streams:
+            settled.set()
+
+    def finish() -> None:
+        recorder.finished += 1
+        if recorder.finished >= streams:
+            done.set()
+
+    async def consume(stream: Any) -> None:
+        async for event in stream:
+            if type(event) is Results:
+                words = event.alternatives[0].words
+                if words:
+                    recorder.stamp(words[-1].word)
+
+    async def one(index: int) -> None:
+        opened = sent_all = False
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                async with gate:
+                    stream = await stack.enter_async_context(
+                        connect(options, url=url, api_key=API_KEY)
+                    )
+                recorder.opened += 1
+                opened = True
+                settle()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(consume, stream)
+                    await go.wait()
+                    start = start_at[0] + index * FRAME_SECONDS / streams
+                    target = start
+                    for k in range(frames):
+                        target = start + k * FRAME_SECONDS
+                        await trio.sleep_until(target)
+                        if recorder.late(trio.current_time() - target):
+                            break
+                        await stream.send_audio(CHUNK)
+                        recorder.frames += 1
+                    recorder.final_lag.add(trio.current_time() - target)
+                    sent_all = True
+                    finish()
+                    with trio.move_on_after(CLOSE_TIMEOUT):
+                        await stream.close()
+        except Exception as exc:
+            recorder.error(exc)
+            if not opened:
+                recorder.failed += 1
+                settle()
+            elif not sent_all:
+                finish()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(streams):
+            nursery.start_soon(one, i)
+        with trio.move_on_after(OPEN_TIMEOUT) as scope:
+            await settled.wait()
+        if scope.cancelled_caught:
+            recorder.error(TimeoutError(f"only {recorder.opened} streams opened in time"))
+        window.opened()
+        start_at[0] = trio.current_time() + 0.05
+        window.start()
+        go.set()
+        if recorder.opened:
+            with trio.move_on_after(duration + 60.0) as scope:
+                await done.wait()
+            if scope.cancelled_caught:
+                recorder.error(TimeoutError("streams did not finish sending in time"))
+        window.stop()
+        nursery.cancel_scope.deadline = trio.current_time() + CLOSE_TIMEOUT + 5.0
+    return recorder
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def run_sync(url: str, streams: int, duration: float, window: Window) -> Recorder:
+    from dgproto import LiveOptions, Results
+    from dgproto.transports.sync import connect
+
+    options = LiveOptions(
+        model="nova-3", encoding="linear16", sample_rate=16000, interim_results=True
+    )
+    recorder = Recorder(streams)
+    lock = recorder.lock
+    frames = round(duration / FRAME_SECONDS)
+    gate = threading.BoundedSemaphore(OPEN_CONCURRENCY)
+    settled = threading.Event()
+    go = threading.Event()
+    done = threading.Event()
+    start_at = [0.0]
+
+    def settle() -> None:
+        if recorder.opened + recorder.failed >= streams:
+            settled.set()
+
+    def finish() -> None:
+        recorder.finished += 1
+        if recorder.finished >= streams:
+            done.set()
+
+    def consume(stream: Any) -> None:
+        for event in stream:
+            if type(event) is Results:
+                words = event.alternatives[0].words
+                if words:
+                    with lock:
+                        recorder.stamp(words[-1].word)
+
+    def one(index: int) -> None:
+        opened = sent_all = False
+        try:
+            with contextlib.ExitStack() as stack:
+                with gate:
+                    stream = stack.enter_context(connect(options, url=url, api_key=API_KEY))
+                with lock:
+                    recorder.opened += 1
+                    settle()
+                opened = True
+                consumer = threading.Thread(target=consume, args=(stream,), daemon=True)
+                consumer.start()
+                if not go.wait(OPEN_TIMEOUT + 10):
+                    return
+                start = start_at[0] + index * FRAME_SECONDS / streams
+                target = start
+                for k in range(frames):
+                    target = start + k * FRAME_SECONDS
+                    delay = target - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    lag = time.monotonic() - target
+                    with lock:
+                        if recorder.late(lag):
+                            break
+                    stream.send_audio(CHUNK)
+                    with lock:
+                        recorder.frames += 1
+                with lock:
+                    recorder.final_lag.add(time.monotonic() - target)
+                    finish()
+                sent_all = True
+                stream.close()
+                consumer.join(CLOSE_TIMEOUT)
+        except Exception as exc:
+            with lock:
+                recorder.error(exc)
+                if not opened:
+                    recorder.failed += 1
+                    settle()
+                elif not sent_all:
+                    finish()
+
+    threads = [
+        threading.Thread(target=one, args=(i,), daemon=True, name=f"stream-{i}")
+        for i in range(streams)
+    ]
+    for thread in threads:
+        thread.start()
+    if not settled.wait(OPEN_TIMEOUT):
+        recorder.error(TimeoutError(f"only {recorder.opened} streams opened in time"))
+    window.opened()
+    start_at[0] = time.monotonic() + 0.05
+    window.start()
+    go.set()
+    if recorder.opened and not done.wait(duration + 60.0):
+        recorder.error(TimeoutError("streams did not finish sending in time"))
+    window.stop()
+    deadline = time.monotonic() + CLOSE_TIMEOUT + 5.0
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return recorder
+
+
+# --------------------------------------------------------------------------- the window
+
+
+class Window:
+    """CPU, wall time and RSS at the edges of the measured window."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.rss_baseline = rss_bytes()
+        self.marks: dict[str, float] = {"begin": time.monotonic()}
+        self.rss: dict[str, int] = {}
+        self.cpu: dict[str, float] = {}
+        self.server_cpu: dict[str, float | None] = {}
+
+    def opened(self) -> None:
+        self.marks["opened"] = time.monotonic()
+        self.rss["opened"] = rss_bytes()
+
+    def start(self) -> None:
+        self.marks["start"] = time.monotonic()
+        self.cpu["start"] = cpu_seconds()
+        self.server_cpu["start"] = self._server_cpu()
+
+    def stop(self) -> None:
+        self.cpu["stop"] = cpu_seconds()
+        self.marks["stop"] = time.monotonic()
+        self.server_cpu["stop"] = self._server_cpu()
+        self.rss["stop"] = rss_bytes()
+
+    def _server_cpu(self) -> float | None:
+        return None if self.server_pid is None else process_cpu_seconds(self.server_pid)
+
+
+def report(
+    client: str, streams: int, duration: float, recorder: Recorder, window: Window
+) -> dict[str, Any]:
+    wall = window.marks["stop"] - window.marks["start"]
+    cpu = window.cpu["stop"] - window.cpu["start"]
+    audio_seconds = recorder.frames * FRAME_SECONDS
+    server = None
+    if window.server_cpu.get("start") is not None and window.server_cpu.get("stop") is not None:
+        server = window.server_cpu["stop"] - window.server_cpu["start"]  # type: ignore[operator]
+    final_lag = recorder.final_lag.maximum if recorder.final_lag.count else None
+    expected_frames = streams * round(duration / FRAME_SECONDS)
+    lag_p99 = recorder.lag.percentile(0.99)
+    sustained = (
+        recorder.opened == streams
+        and recorder.frames == expected_frames
+        and final_lag is not None
+        and final_lag <= LAST_FRAME_SLACK
+        and lag_p99 is not None
+        and lag_p99 <= SEND_LAG_P99
+    )
+    return {
+        "client": client,
+        "streams": streams,
+        "duration": duration,
+        "opened": recorder.opened,
+        "failed": recorder.failed,
+        "open_seconds": round(window.marks["opened"] - window.marks["begin"], 2),
+        "window_seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "cpu_fraction_of_one_core": round(cpu / wall, 3) if wall > 0 else None,
+        "saturated": wall > 0 and cpu / wall >= 0.95,
+        "audio_seconds_sent": round(audio_seconds, 2),
+        "cpu_seconds_per_stream_minute": round(cpu / (audio_seconds / 60), 4)
+        if audio_seconds
+        else None,
+        "frames_sent": recorder.frames,
+        "frames_expected": expected_frames,
+        "send_lag": recorder.lag.summary(),
+        "last_frame_lag_ms_max": None if final_lag is None else round(final_lag * 1000, 1),
+        "realtime_sustained": sustained,
+        "gave_up": recorder.behind,
+        "results_received": recorder.results,
+        "latency": recorder.latency.summary(),
+        "bad_stamps": recorder.bad_stamps,
+        "rss_baseline_mib": round(window.rss_baseline / MiB, 1),
+        "rss_opened_mib": round(window.rss.get("opened", 0) / MiB, 1),
+        "rss_end_mib": round(window.rss.get("stop", 0) / MiB, 1),
+        "rss_peak_mib": round(peak_rss_bytes() / MiB, 1),
+        "rss_per_stream_kib": round(
+            (window.rss.get("stop", 0) - window.rss_baseline) / streams / 1024, 1
+        ),
+        "server_cpu_seconds": None if server is None else round(server, 3),
+        "server_cpu_fraction_of_one_core": None
+        if server is None or wall <= 0
+        else round(server / wall, 3),
+        "errors": recorder.errors,
+    }
+
+
+# --------------------------------------------------------------------------- memory modes
+
+
+async def _idle_asyncio_family(client: AsyncClient, streams: int, hold: float) -> dict[str, Any]:
+    """RSS per idle open stream: warm up with one stream, then open ``streams`` more."""
+    async with client.open() as handle:  # warm-up: imports and first-use caches
+        await client.send(handle, CHUNK)
+    gc.collect()
+    before = rss_bytes()
+    async with contextlib.AsyncExitStack() as stack:
+        gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+        async def enter() -> None:
+            async with gate:
+                await stack.enter_async_context(client.open())
+
+        await asyncio.wait_for(asyncio.gather(*(enter() for _ in range(streams))), OPEN_TIMEOUT)
+        await asyncio.sleep(hold)
+        gc.collect()
+        after = rss_bytes()
+    return {"before": before, "after": after}
+
+
+async def _idle_trio(url: str, streams: int, hold: float) -> dict[str, Any]:
+    import trio
+
+    from dgproto import LiveOptions
+    from dgproto.transports.trio import connect
+
+    options = LiveOptions(model="nova-3", encoding="linear16", sample_rate=16000)
+    async with connect(options, url=url, api_key=API_KEY) as stream:
+        await stream.send_audio(CHUNK)
+    gc.collect()
+    before = rss_bytes()
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(streams):
+            await stack.enter_async_context(connect(options, url=url, api_key=API_KEY))
+        await trio.sleep(hold)
+        gc.collect()
+        after = rss_bytes()
+    return {"before": before, "after": after}
+
+
+def _idle_sync(url: str, streams: int, hold: float) -> dict[str, Any]:
+    from dgproto import LiveOptions
+    from dgproto.transports.sync import connect
+
+    options = LiveOptions(model="nova-3", encoding="linear16", sample_rate=16000)
+    with connect(options, url=url, api_key=API_KEY) as stream:
+        stream.send_audio(CHUNK)
+    gc.collect()
+    before = rss_bytes()
+    with contextlib.ExitStack() as stack:
+        for _ in range(streams):
+            stack.enter_context(connect(options, url=url, api_key=API_KEY))
+        time.sleep(hold)
+        gc.collect()
+        after = rss_bytes()
+    return {"before": before, "after": after}
+
+
+def run_idle(client: str, url: str, streams: int, hold: float) -> dict[str, Any]:
+    if client == "trio":
+        import trio
+
+        measured = trio.run(_idle_trio, url, streams, hold)
+    elif client == "sync":
+        measured = _idle_sync(url, streams, hold)
+    else:
+        impl = DgprotoAsyncio(url) if client == "asyncio" else OfficialSdk(url)
+        measured = asyncio.run(_idle_asyncio_family(impl, streams, hold))
+    growth = measured["after"] - measured["before"]
+    return {
+        "client": client,
+        "idle_streams": streams,
+        "hold_seconds": hold,
+        "rss_before_mib": round(measured["before"] / MiB, 2),
+        "rss_after_mib": round(measured["after"] / MiB, 2),
+        "rss_per_idle_stream_kib": round(growth / streams / 1024, 1),
+    }
+
+
+async def _hour(url: str, audio_seconds: float, samples: int) -> dict[str, Any]:
+    from dgproto import Config, LiveOptions, Results
+    from dgproto.transports.asyncio import connect
+
+    options = LiveOptions(
+        model="nova-3", encoding="linear16", sample_rate=16000, interim_results=True
+    )
+    frames = round(audio_seconds / FRAME_SECONDS)
+    every = max(1, frames // samples)
+    points: list[tuple[float, int]] = []
+    results = 0
+    started = time.monotonic()
+    cpu0 = cpu_seconds()
+    async with connect(
+        options, url=url, api_key=API_KEY, config=Config(close_timeout=60.0)
+    ) as stream:
+
+        async def consume() -> None:
+            nonlocal results
+            async for event in stream:
+                if type(event) is Results:
+                    results += 1
+
+        consumer = asyncio.create_task(consume())
+        for k in range(frames):
+            await stream.send_audio(CHUNK)
+            if k % 50 == 0:
+                await asyncio.sleep(0)  # let the consumer run while the socket keeps up
+            if k % every == 0:
+                points.append((k * FRAME_SECONDS, rss_bytes()))
+        await stream.close()
+        await asyncio.wait_for(consumer, CLOSE_TIMEOUT)
+    points.append((frames * FRAME_SECONDS, rss_bytes()))
+    wall = time.monotonic() - started
+    # growth after warm-up: from the first sample past 10% of the stream to the end
+    warm = [p for p in points if p[0] >= 0.1 * audio_seconds]
+    first, last = warm[0], warm[-1]
+    return {
+        "client": "asyncio",
+        "audio_seconds": audio_seconds,
+        "frame_bytes": len(CHUNK),
+        "wall_seconds": round(wall, 2),
+        "speed_x_realtime": round(audio_seconds / wall, 1),
+        "cpu_seconds": round(cpu_seconds() - cpu0, 2),
+        "results_received": results,
+        "rss_mib_samples": [(round(t), round(r / MiB, 2)) for t, r in points],
+        "rss_growth_after_warmup_kib": round((last[1] - first[1]) / 1024, 1),
+        "rss_peak_mib": round(peak_rss_bytes() / MiB, 2),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _profiled(profile: str | None, func: Callable[[], Any]) -> Any:
+    if profile is None:
+        return func()
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(func)
+    finally:
+        profiler.dump_stats(profile)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="one end-to-end benchmark run (JSON out)")
+    parser.add_argument("--client", choices=CLIENTS, required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--streams", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--server-pid", type=int)
+    parser.add_argument("--idle", type=float, metavar="SECONDS", help="memory: hold idle")
+    parser.add_argument("--hour", type=float, metavar="AUDIO_SECONDS", help="memory: long stream")
+    parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the run")
+    args = parser.parse_args(argv)
+    raise_fd_limit(4 * args.streams + 256)
+    result: dict[str, Any]
+    try:
+        if args.hour is not None:
+            result = asyncio.run(_hour(args.url, args.hour, 20))
+        elif args.idle is not None:
+            result = run_idle(args.client, args.url, args.streams, args.idle)
+        else:
+            result = _stream(args)
+    except Exception as exc:
+        result = {"client": args.client, "streams": args.streams, "error": repr(exc)[:500]}
+    print(json.dumps(result), flush=True)
+
+
+def _stream(args: argparse.Namespace) -> dict[str, Any]:
+    client: str = args.client
+    # Build the client (imports and all) before the baseline RSS is taken.
+    impl: AsyncClient | None = None
+    if client == "asyncio":
+        impl = DgprotoAsyncio(args.url)
+    elif client == "sdk":
+        impl = OfficialSdk(args.url)
+    elif client == "null":
+        impl = NullClient(args.url)
+    elif client == "trio":
+        import trio  # noqa: F401
+
+        import dgproto.transports.trio
+    else:
+        import dgproto.transports.sync  # noqa: F401
+    gc.collect()
+    window = Window(args.server_pid)
+
+    def go() -> Recorder:
+        if impl is not None:
+            return asyncio.run(run_asyncio_family(impl, args.streams, args.duration, window))
+        if client == "trio":
+            import trio
+
+            return trio.run(run_trio, args.url, args.streams, args.duration, window)
+        return run_sync(args.url, args.streams, args.duration, window)
+
+    recorder = _profiled(args.profile, go)
+    return report(client, args.streams, args.duration, recorder, window)
+
+
+if __name__ == "__main__":
+    main()
