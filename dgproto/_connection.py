@@ -354,10 +354,7 @@ class ListenConnection:
         Exactly one ``FinalizeComplete`` follows for each call, in call order.
         """
         next_state(self._state, Input.FINALIZE)
-        if channel is not None and (
-            isinstance(channel, bool) or not isinstance(channel, int) or channel < 0
-        ):
-            raise ValueError(f"finalize(channel=) must be None or an int >= 0, got {channel!r}")
+        # encode_finalize checks ``channel`` (ValueError) before anything is sent
         self._send_text(encode_finalize(channel), now=now)
         timeout = self.config.finalize_timeout
         self._pending.append(
@@ -423,7 +420,7 @@ class ListenConnection:
             self.receive_eof(now=now)
             return
         try:
-            self._ws.receive_data(bytes(data))
+            self._ws.receive_data(data if type(data) is bytes else bytes(data))
         except WsRemoteProtocolError as exc:
             self._protocol_error(f"invalid handshake response: {exc}", code=1002)
             return
