@@ -12,6 +12,7 @@ where a ratio of two minimums taken minutes apart need not.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -358,3 +359,10 @@ def machine_info() -> dict[str, Any]:
 
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False, default=str)
+
+
+def standalone_main(run: Callable[..., Any], doc: str | None) -> None:
+    """``python -m benchmarks.bench_x [--quick]``: run one benchmark, JSON on stdout."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    print(dump_json(run(quick=parser.parse_args().quick)))

@@ -28,7 +28,6 @@ Run alone: ``python -m benchmarks.bench_decode [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +37,7 @@ from wsproto.events import TextMessage
 from dgproto import Config, Results
 from dgproto._messages import decode_message
 
-from ._common import compare_trials, dump_json, fixture_text
+from ._common import compare_trials, fixture_text, standalone_main
 from ._peers import open_dgproto, open_websockets, open_wsproto, server_text_frame
 
 FIXTURE = "listen_v1_results_final_speech_final_wire_capture.json"
@@ -203,9 +202,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(dump_json(run(quick=parser.parse_args().quick)))
+    standalone_main(run, __doc__)
 
 
 if __name__ == "__main__":

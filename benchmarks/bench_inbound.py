@@ -21,7 +21,6 @@ Run alone: ``python -m benchmarks.bench_inbound [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from wsproto.events import TextMessage
 
 from dgproto import Config, Event
 
-from ._common import compare_trials, dump_json, fixture_text
+from ._common import compare_trials, fixture_text, standalone_main
 from ._peers import open_dgproto, open_wsproto, server_text_frame
 
 UTTERANCE = (
@@ -162,9 +161,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(dump_json(run(quick=parser.parse_args().quick)))
+    standalone_main(run, __doc__)
 
 
 if __name__ == "__main__":

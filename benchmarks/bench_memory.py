@@ -18,12 +18,11 @@ Run alone: ``python -m benchmarks.bench_memory [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import tracemalloc
 from typing import Any
 
-from ._common import dump_json, raise_fd_limit
+from ._common import raise_fd_limit, standalone_main
 from ._peers import open_dgproto
 from ._procs import ServerProcess, run_client
 from .bench_e2e import sdk_missing, trio_missing
@@ -117,9 +116,7 @@ def run(*, quick: bool = False, log: Any = print) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(dump_json(run(quick=parser.parse_args().quick)))
+    standalone_main(run, __doc__)
 
 
 if __name__ == "__main__":

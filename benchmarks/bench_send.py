@@ -16,7 +16,6 @@ Run alone: ``python -m benchmarks.bench_send [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from wsproto.events import BytesMessage
 
 from dgproto._framing import BinaryFrameWriter
 
-from ._common import compare_trials, dump_json
+from ._common import compare_trials, standalone_main
 from ._peers import open_dgproto, open_websockets, open_wsproto
 
 DGPROTO = "dgproto send_audio + data_to_send"
@@ -106,10 +105,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    result = run(quick=parser.parse_args().quick)
-    print(dump_json(result))
+    standalone_main(run, __doc__)
 
 
 if __name__ == "__main__":
