@@ -1,19 +1,16 @@
-"""Exceptions, split the h11 way: what *you* did wrong versus what the *peer* did wrong.
+"""Every exception dgproto raises, in one place for ``from dgproto._errors import ...``.
 
-``LocalProtocolError`` is raised synchronously when the caller misuses the API and the
-call changes nothing. ``RemoteProtocolError`` is never raised by ``receive_*``: a peer
-that breaks the protocol ends the session, and the error rides on ``Closed.error``.
-Adapters add ``HandshakeError`` and ``ConnectionClosedError``. No message here ever
-carries a secret: none of these classes is handed one.
+The protocol errors (``DgProtoError``, ``LocalProtocolError``, ``RemoteProtocolError``)
+are defined below the events, in ``_exceptions``; the two defined here carry events
+(``HandshakeRejected``, ``Closed``), so they sit above ``_events``: the ground floor has
+one order and no cycle. Adapters raise ``HandshakeError`` and ``ConnectionClosedError``.
+No message here ever carries a secret: none of these classes is handed one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._events import Closed, HandshakeRejected
-    from ._state import State
+from ._events import Closed, HandshakeRejected
+from ._exceptions import DgProtoError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "ConnectionClosedError",
@@ -22,34 +19,6 @@ __all__ = [
     "LocalProtocolError",
     "RemoteProtocolError",
 ]
-
-
-class DgProtoError(Exception):
-    """Base class of every exception dgproto raises on purpose."""
-
-
-class LocalProtocolError(DgProtoError):
-    """The caller used the API in a way the current state does not allow.
-
-    ``state`` is the connection state at the time of the call, so a handler can tell
-    "sent audio before the handshake finished" from "sent audio after CloseStream"
-    without parsing the message.
-    """
-
-    def __init__(self, message: str, *, state: State | None = None) -> None:
-        super().__init__(message)
-        self.state = state
-
-
-class RemoteProtocolError(DgProtoError):
-    """The peer broke the WebSocket or HTTP protocol (bad frame, bad handshake, ...).
-
-    ``close_code`` is the WebSocket close code dgproto sent (or would send) because of it.
-    """
-
-    def __init__(self, message: str, *, close_code: int | None = None) -> None:
-        super().__init__(message)
-        self.close_code = close_code
 
 
 class HandshakeError(DgProtoError):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._errors import RemoteProtocolError
+from ._exceptions import RemoteProtocolError
 
 __all__ = [
     "Alternative",
