@@ -1,9 +1,11 @@
-"""dgproto: a sans-I/O client for Deepgram live speech-to-text (``/v1/listen``).
+"""dgproto: a sans-I/O client for Deepgram live speech-to-text (``/v1/listen``, and Flux
+on ``/v2/listen``).
 
-The core, ``ListenConnection``, is a pure state machine: bytes and time in, bytes to
-send, events and a timer deadline out. Adapters in ``dgproto.transports`` (asyncio,
-trio, blocking sockets) drive it; ``dgproto.emulator`` is a local Deepgram-compatible
-server for tests and demos. Everything in ``__all__`` is public.
+The cores, ``ListenConnection`` and ``FluxConnection``, are pure state machines on one
+shared WebSocket session: bytes and time in, bytes to send, events and a timer deadline
+out; both offer the ``StreamConnection`` driver surface. Adapters in
+``dgproto.transports`` (asyncio, trio, blocking sockets) drive them; ``dgproto.emulator``
+is a local Deepgram-compatible server for tests and demos. Everything in ``__all__`` is public.
 """
 
 from __future__ import annotations
@@ -25,21 +27,35 @@ from ._events import (
     Connected,
     Event,
     FinalizeComplete,
+    FluxConnected,
     HandshakeRejected,
     MalformedMessage,
     Metadata,
     Results,
     ServerError,
+    ServerWarning,
     SpeechStarted,
+    TurnInfo,
+    TurnWord,
     UnknownMessage,
     UtteranceEnd,
     Word,
 )
+from ._flux import FluxConnection
+from ._flux_options import FluxOptions
 from ._options import Auth, LiveOptions
 from ._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
+from ._session import StreamConnection
 from ._state import State
 
 __all__ = [
+    "TurnWord",
+    "TurnInfo",
+    "StreamConnection",
+    "ServerWarning",
+    "FluxOptions",
+    "FluxConnection",
+    "FluxConnected",
     "USER_AGENT",
     "Alternative",
     "Auth",

@@ -1,4 +1,4 @@
-"""Events a ``ListenConnection`` emits.
+"""Events a ``ListenConnection`` or a ``FluxConnection`` emits.
 
 Naming follows h11 and aioquic: wire messages are nouns named after Deepgram's ``type``
 (``Results``, ``Metadata``); lifecycle happenings are past tense (``Connected``,
@@ -26,12 +26,17 @@ __all__ = [
     "Event",
     "FinalizeComplete",
     "FinalizeReason",
+    "FluxConnected",
     "HandshakeRejected",
     "MalformedMessage",
     "Metadata",
     "Results",
     "ServerError",
+    "ServerWarning",
     "SpeechStarted",
+    "TurnEvent",
+    "TurnInfo",
+    "TurnWord",
     "UnknownMessage",
     "UtteranceEnd",
     "Word",
@@ -230,9 +235,22 @@ class SpeechStarted(Event):
 
 @attrs.frozen(kw_only=True)
 class ConfigureSuccess(Event):
-    """The server applied a ``Configure`` message."""
+    """The server applied a ``Configure`` message.
+
+    On Flux it echoes the settings now in force (deepgram-sdk 7.17
+    ``ListenV2ConfigureSuccess``): ``thresholds`` (``eot_threshold``,
+    ``eager_eot_threshold``, ``eot_timeout_ms``), ``keyterms``, ``language_hints``,
+    ``numerals``, and, in real frames, ``profanity_filter``. On ``/v1/listen`` those
+    stay unset and ``raw`` holds whatever came.
+    """
 
     request_id: str | None = None
+    thresholds: Mapping[str, float] = attrs.field(default=_EMPTY, eq=False)
+    keyterms: tuple[str, ...] | None = None
+    language_hints: tuple[str, ...] | None = None
+    numerals: bool | None = None
+    profanity_filter: bool | None = None
+    sequence_id: int | None = None
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
 
 
@@ -243,6 +261,7 @@ class ConfigureFailure(Event):
     request_id: str | None = None
     code: str | None = None
     description: str | None = None
+    sequence_id: int | None = None
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
 
 
@@ -250,14 +269,91 @@ class ConfigureFailure(Event):
 class ServerError(Event):
     """Deepgram's ``{"type": "Error"}`` text message.
 
-    ``variant="SchemaError"``: a client message was malformed and the stream goes on;
-    ``variant="Closing"``: a close frame follows (sent with ``debug=true``).
+    On ``/v1/listen``, ``variant="SchemaError"``: a client message was malformed and the
+    stream goes on; ``variant="Closing"``: a close frame follows (sent with ``debug=true``).
+    On Flux every Error is fatal (``code`` such as ``UNPARSABLE_CLIENT_MESSAGE`` or
+    ``INTERNAL_SERVER_ERROR``): the server closes next, so ``Closed`` follows.
     """
 
     variant: str | None = None
     code: str | None = None
     description: str | None = None
     message: str | None = None
+    sequence_id: int | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------- Flux (/v2/listen)
+
+
+@attrs.frozen(kw_only=True)
+class FluxConnected(Event):
+    """Flux's first text message, ``{"type":"Connected","request_id","sequence_id":0}``.
+
+    The handshake's own ``Connected`` event comes before it, at the HTTP 101.
+    """
+
+    request_id: str | None
+    sequence_id: int | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class TurnWord:
+    """One word of a Flux turn, already punctuated and cased (``"States,"``).
+
+    deepgram-sdk 7.17 ``ListenV2TurnInfoWordsItem`` makes ``start`` and ``end`` optional;
+    real frames carry both. Times are seconds of audio from the start of the stream.
+    """
+
+    word: str
+    confidence: float
+    start: float | None = None
+    end: float | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+#: The ``TurnInfo.event`` values Flux documents; a newer one is kept as is.
+TurnEvent = str
+
+
+@attrs.frozen(kw_only=True)
+class TurnInfo(Event):
+    """Flux's turn report: where the current turn stands, with its cumulative transcript.
+
+    ``event`` is ``"StartOfTurn"``, ``"Update"``, ``"EagerEndOfTurn"``, ``"TurnResumed"``,
+    ``"EndOfTurn"``, or a newer string kept as is. A voice agent starts a reply on
+    ``EagerEndOfTurn``, cancels it on ``TurnResumed`` and commits on ``EndOfTurn``.
+    ``trigger`` (on ``EndOfTurn`` only, deepgram-sdk 7.17): ``"model"``, ``"manual"``
+    (``ForceEndTurn``), ``"timeout"`` (``eot_timeout_ms``), or a newer value.
+    ``sequence_id`` counts every server message; a gap is not an error.
+    """
+
+    event: TurnEvent
+    turn_index: int
+    audio_window_start: float
+    audio_window_end: float
+    transcript: str
+    words: tuple[TurnWord, ...] = ()
+    end_of_turn_confidence: float | None = None
+    sequence_id: int | None = None
+    request_id: str | None = None
+    trigger: str | None = None
+    #: With ``flux-general-multi``: detected languages, most frequent first.
+    languages: tuple[str, ...] = ()
+    #: The language hints in force for this turn.
+    languages_hinted: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ServerWarning(Event):
+    """Flux's ``{"type":"Warning","code","description"}``: never fatal, the stream goes on."""
+
+    code: str | None = None
+    description: str | None = None
+    request_id: str | None = None
+    sequence_id: int | None = None
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
 
 

@@ -58,8 +58,10 @@ from ._events import (
 )
 
 __all__ = [
+    "Registry",
     "decode_binary",
     "decode_message",
+    "decode_with",
     "encode_close_stream",
     "encode_configure",
     "encode_finalize",
@@ -175,16 +177,29 @@ def decode_message(text: str, loads: Callable[[str], Any] = json.loads) -> Event
                 results = None
             if results is not None:
                 return results
-    return _decode_checked(text, data)
+    return _decode_checked(text, data, _DECODERS)
 
 
-def _decode_checked(text: str, data: Any) -> Event:
+Registry = Mapping[str, Callable[[Mapping[str, Any]], Event]]
+
+
+def decode_with(text: str, loads: Callable[[str], Any], registry: Registry) -> Event:
+    """Decode one text message with another endpoint's registry (``type`` -> decoder),
+    under the same never-raise policy as ``decode_message``."""
+    try:
+        data = loads(text)
+    except Exception as exc:  # any parser error, RecursionError on deep nesting, ...
+        return MalformedMessage(data=text, error=f"not valid JSON: {exc}")
+    return _decode_checked(text, data, registry)
+
+
+def _decode_checked(text: str, data: Any, registry: Registry) -> Event:
     """Decode with full checks: every field is validated and every failure is named."""
     if not isinstance(data, Mapping):
         return MalformedMessage(data=text, error=f"expected a JSON object, got {_describe(data)}")
     try:
         kind = data.get("type")
-        decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+        decoder = registry.get(kind) if isinstance(kind, str) else None
         if decoder is None:
             return UnknownMessage(type=kind if isinstance(kind, str) else None, raw=data)
         return decoder(data)

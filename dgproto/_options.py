@@ -146,6 +146,29 @@ class _Int(_Scalar):
         return _parse_int(name, self.expected, text)
 
 
+class _Range(_Scalar):
+    """A number within ``[low, high]``; ``integer`` ones refuse fractions."""
+
+    def __init__(self, low: float, high: float, *, integer: bool = False) -> None:
+        self.low, self.high, self.integer = low, high, integer
+        self.expected = f"{'an int' if integer else 'a number'} from {low:g} to {high:g}"
+
+    def check(self, name: str, value: Any) -> None:
+        number = _is_int(value) or (not self.integer and isinstance(value, float))
+        if not number or not self.low <= value <= self.high:  # NaN fails the comparison
+            raise _bad(name, self.expected, value)
+
+    def text(self, value: Any) -> str:
+        return str(value) if self.integer else repr(float(value))
+
+    def parse(self, name: str, text: str) -> Any:
+        if self.integer:
+            return _parse_int(name, self.expected, text)
+        if not _NUMBER.fullmatch(text):
+            raise _bad(name, self.expected, text)
+        return float(text)
+
+
 class _Endpointing(_Scalar):
     """Milliseconds of silence that end an utterance, or ``False`` to turn endpointing off."""
 
@@ -361,8 +384,109 @@ def _redact_url(url: str) -> str:
     return repr(url)
 
 
+class _QueryOptions:
+    """What ``LiveOptions`` and ``FluxOptions`` share: checking every typed field with its
+    kind, the ``params`` pass-through, ``repr`` of the set fields only, and the query string
+    both ways. A subclass is an attrs class whose typed fields carry a kind."""
+
+    __slots__ = ()
+
+    params: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def _typed(cls) -> dict[str, attrs.Attribute[Any]]:
+        found = _TYPED.get(cls)
+        if found is None:
+            fields = attrs.fields(cast("type[Any]", cls))
+            found = _TYPED[cls] = {f.name: f for f in fields if _KIND in f.metadata}
+        return found
+
+    def _check_fields(self) -> None:
+        name = type(self).__name__
+        for field in self._typed().values():
+            value = getattr(self, field.name)
+            if value is not None:
+                field.metadata[_KIND].check(f"{name}.{field.name}", value)
+        self._check_params()
+
+    def _check_params(self) -> None:
+        cls = type(self).__name__
+        if not isinstance(self.params, _FrozenMap):
+            raise _bad(f"{cls}.params", "a mapping of str to str or list of str", self.params)
+        for key, values in self.params.items():
+            if not isinstance(key, str) or not key or _SURROGATE.search(key):
+                raise _bad(f"{cls}.params key", "a non-empty str", key)
+            name = f"{cls}.params[{key!r}]"
+            if not isinstance(values, tuple) or not values:
+                raise _bad(name, "a str or a non-empty list of str", values)
+            for value in values:
+                if not isinstance(value, str) or _SURROGATE.search(value):
+                    raise _bad(name, "a str or a non-empty list of str", value)
+            if key in self._typed() and getattr(self, key) is not None:
+                raise ValueError(
+                    f"{name} collides with the typed field {cls}.{key}, which is set; "
+                    f"set only one of them"
+                )
+
+    def __repr__(self) -> str:
+        """Only the fields that are set: a default instance has dozens of ``None`` fields."""
+        shown = []
+        for field in attrs.fields(cast("type[Any]", type(self))):
+            value = getattr(self, field.name)
+            if value is not None and value != {}:
+                text = field.repr(value) if callable(field.repr) else repr(value)
+                shown.append(f"{field.name}={text}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def to_params(self) -> list[tuple[str, str]]:
+        """The query as un-encoded ``(key, value)`` pairs: typed fields in declaration order,
+        then ``params`` in insertion order. Unset fields are left out."""
+        pairs: list[tuple[str, str]] = []
+        for field in self._typed().values():
+            value = getattr(self, field.name)
+            if value is not None:
+                texts = field.metadata[_KIND].encode(value)
+                pairs.extend((field.name, text) for text in texts)
+        for key, values in self.params.items():
+            pairs.extend((key, value) for value in values)
+        return pairs
+
+    def to_query(self) -> str:
+        """The percent-encoded query string, without a leading ``?`` (``""`` when empty)."""
+        return "&".join(
+            f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in self.to_params()
+        )
+
+    @classmethod
+    def _parse_query(cls, query: str) -> dict[str, Any]:
+        """Keyword arguments for ``cls`` from a client's query string (see ``from_query``)."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        try:
+            pairs = parse_qsl(query.removeprefix("?"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise ValueError("query string: percent-escapes must encode UTF-8 text") from None
+        texts: dict[str, list[str]] = {}
+        for key, value in pairs:
+            texts.setdefault(key, []).append(value)
+        kwargs: dict[str, Any] = {}
+        unknown: dict[str, tuple[str, ...]] = {}
+        typed = cls._typed()
+        for key, values in texts.items():
+            field = typed.get(key)
+            if field is None:
+                unknown[key] = tuple(values)
+            else:
+                kwargs[key] = field.metadata[_KIND].decode(f"{cls.__name__}.{key}", values)
+        kwargs["params"] = unknown
+        return kwargs
+
+
+_TYPED: dict[type, dict[str, attrs.Attribute[Any]]] = {}
+
+
 @attrs.frozen(kw_only=True, repr=False)
-class LiveOptions:
+class LiveOptions(_QueryOptions):
     """The ``/v1/listen`` query parameters, typed and checked when constructed.
 
     Every field defaults to ``None``, which means "not sent": a default ``LiveOptions()``
@@ -476,30 +600,8 @@ class LiveOptions:
     """Parameters dgproto does not know yet, sent verbatim after the typed ones."""
 
     def __attrs_post_init__(self) -> None:
-        for field in _TYPED_FIELDS:
-            value = getattr(self, field.name)
-            if value is not None:
-                field.metadata[_KIND].check(f"LiveOptions.{field.name}", value)
-        self._check_params()
+        self._check_fields()
         self._check_combinations()
-
-    def _check_params(self) -> None:
-        if not isinstance(self.params, _FrozenMap):
-            raise _bad("LiveOptions.params", "a mapping of str to str or list of str", self.params)
-        for key, values in self.params.items():
-            if not isinstance(key, str) or not key or _SURROGATE.search(key):
-                raise _bad("LiveOptions.params key", "a non-empty str", key)
-            name = f"LiveOptions.params[{key!r}]"
-            if not isinstance(values, tuple) or not values:
-                raise _bad(name, "a str or a non-empty list of str", values)
-            for value in values:
-                if not isinstance(value, str) or _SURROGATE.search(value):
-                    raise _bad(name, "a str or a non-empty list of str", value)
-            if key in _FIELD_NAMES and getattr(self, key) is not None:
-                raise ValueError(
-                    f"{name} collides with the typed field LiveOptions.{key}, which is set; "
-                    f"set only one of them"
-                )
 
     def _check_combinations(self) -> None:
         if self.utterance_end_ms is not None and self.interim_results is not True:
@@ -519,35 +621,6 @@ class LiveOptions:
                 f"(a fixed-rate codec), got {self.sample_rate}"
             )
 
-    def __repr__(self) -> str:
-        """Only the fields that are set: a default instance has 38 ``None`` fields."""
-        shown = []
-        for field in attrs.fields(LiveOptions):
-            value = getattr(self, field.name)
-            if value is not None and value != {}:
-                text = field.repr(value) if callable(field.repr) else repr(value)
-                shown.append(f"{field.name}={text}")
-        return f"LiveOptions({', '.join(shown)})"
-
-    def to_params(self) -> list[tuple[str, str]]:
-        """The query as un-encoded ``(key, value)`` pairs: typed fields in declaration order,
-        then ``params`` in insertion order. Unset fields are left out."""
-        pairs: list[tuple[str, str]] = []
-        for field in _TYPED_FIELDS:
-            value = getattr(self, field.name)
-            if value is not None:
-                texts = field.metadata[_KIND].encode(value)
-                pairs.extend((field.name, text) for text in texts)
-        for key, values in self.params.items():
-            pairs.extend((key, value) for value in values)
-        return pairs
-
-    def to_query(self) -> str:
-        """The percent-encoded query string, without a leading ``?`` (``""`` when empty)."""
-        return "&".join(
-            f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in self.to_params()
-        )
-
     @classmethod
     def from_query(cls, query: str) -> LiveOptions:
         """Parse and check a client's query string (the emulator's side of ``to_query``).
@@ -556,31 +629,7 @@ class LiveOptions:
         list field collects every repetition of its key; for any other field the last value
         wins. Invalid values raise ``ValueError`` naming the field (an HTTP 400 for a server).
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}")
-        try:
-            pairs = parse_qsl(query.removeprefix("?"), keep_blank_values=True, errors="strict")
-        except UnicodeDecodeError:
-            raise ValueError("query string: percent-escapes must encode UTF-8 text") from None
-        texts: dict[str, list[str]] = {}
-        for key, value in pairs:
-            texts.setdefault(key, []).append(value)
-        kwargs: dict[str, Any] = {}
-        unknown: dict[str, tuple[str, ...]] = {}
-        for key, values in texts.items():
-            field = _TYPED_BY_NAME.get(key)
-            if field is None:
-                unknown[key] = tuple(values)
-            else:
-                kwargs[key] = field.metadata[_KIND].decode(f"LiveOptions.{key}", values)
-        return cls(**kwargs, params=unknown)
-
-
-_TYPED_FIELDS: tuple[attrs.Attribute[Any], ...] = tuple(
-    field for field in attrs.fields(LiveOptions) if _KIND in field.metadata
-)
-_TYPED_BY_NAME = {field.name: field for field in _TYPED_FIELDS}
-_FIELD_NAMES = frozenset(_TYPED_BY_NAME)
+        return cls(**cls._parse_query(query))
 
 
 # --- Auth -------------------------------------------------------------------------------------
