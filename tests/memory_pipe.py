@@ -7,14 +7,17 @@ deadline of both sides on the way, as the adapters and the server would).
 
 from __future__ import annotations
 
-from dgproto import Event, ListenConnection
+from dgproto import Event, StreamConnection
 from dgproto.emulator import EmulatorConnection
 
 
 class MemoryPipe:
-    """``ListenConnection`` <-> ``EmulatorConnection``; ``events`` collects the client's."""
+    """A client core (``ListenConnection`` or ``FluxConnection``) <-> ``EmulatorConnection``.
 
-    def __init__(self, client: ListenConnection, server: EmulatorConnection, *, now: float) -> None:
+    ``events`` collects the client's events.
+    """
+
+    def __init__(self, client: StreamConnection, server: EmulatorConnection, *, now: float) -> None:
         self.now = now
         self.client = client
         self.server = server

@@ -205,10 +205,11 @@ def test_unknown_parameters_pass_like_on_deepgram() -> None:
 
 
 def test_wrong_path_gets_404() -> None:
-    client = Client(target="/v2/listen?encoding=linear16&sample_rate=16000")
+    # /v2/listen is Flux now (tests/test_flux_emulator.py); any other path is a 404.
+    client = Client(target="/v3/listen?encoding=linear16&sample_rate=16000")
     assert client.rejected is not None
     assert client.rejected.status_code == 404
-    assert "/v2/listen" in client.error_body()["err_msg"]
+    assert "/v3/listen" in client.error_body()["err_msg"]
 
 
 def test_a_configured_path_is_served() -> None:

@@ -69,6 +69,13 @@ def _check_path(_inst: object, _attribute: attrs.Attribute[Any], value: object) 
         raise ValueError(f"EmulatorConfig.path must be a str starting with '/', got {value!r}")
 
 
+def _check_flux_path(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _check_path(inst, attribute, value)
+        if value == getattr(inst, "path", None):
+            raise ValueError("EmulatorConfig.flux_path must differ from EmulatorConfig.path")
+
+
 def _check_model(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Mapping) or not all(
         isinstance(value.get(k), str) for k in ("name", "version", "arch")
@@ -90,7 +97,9 @@ class EmulatorConfig:
     """Refuse requests without credentials (401), as Deepgram does. ``False`` also lets
     ``Auth.none()`` clients in."""
     path: str = attrs.field(default="/v1/listen", validator=_check_path)
-    """The endpoint; any other path gets a 404."""
+    """The ``/v1/listen`` endpoint; a path that is neither this nor ``flux_path`` gets a 404."""
+    flux_path: str | None = attrs.field(default="/v2/listen", validator=_check_flux_path)
+    """The Flux (``/v2/listen``) endpoint on the same server; ``None`` serves no Flux."""
     idle_timeout: float | None = attrs.field(default=10.0, validator=_positive_or_none)
     """Close with 1011 NET-0001 (after a Metadata) when no binary or text frame arrived for
     this long; Deepgram's documented ~10 s. Pings do not count. ``None`` never times out."""

@@ -1,4 +1,5 @@
-"""``EmulatorConnection``: the server side of ``/v1/listen``, sans-I/O, on wsproto.
+"""``EmulatorConnection``: the server side of ``/v1/listen`` and Flux's ``/v2/listen``,
+sans-I/O, on wsproto.
 
 It is driven exactly like the client core: feed it bytes with ``receive_data(data,
 now=)``, write out ``data_to_send()``, re-arm ``get_timer()`` and call
@@ -10,6 +11,10 @@ and transcripts run on the *audio* clock (seconds of audio received), as Deepgra
 It never raises for anything a client sends: bad HTTP gets a 400, bad frames a close
 frame with the right code, bad JSON a ``SchemaError`` message, and the session goes on
 wherever Deepgram's does.
+
+The path picks the endpoint at the handshake. Everything about carrying a session
+(frames, faults, timers, the outbox) is shared; what a Flux session *says* comes from
+``_flux.FluxEndpoint``, and every message it queues gets Flux's ``sequence_id``.
 
 Not thread-safe: a server adapter serialises its calls, one connection per socket.
 """
@@ -42,12 +47,14 @@ from wsproto.events import (
 )
 from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
+from dgproto._flux_options import FluxOptions
 from dgproto._options import LiveOptions
 
 from . import _wire as wire
 from ._config import EmulatorConfig
 from ._control import check_configure, numeral
 from ._faults import FaultPlan
+from ._flux import FATAL_CLOSE_CODE, Fatal, FluxEndpoint
 from ._handshake import Accept, evaluate
 from ._pcm import PcmDecoder
 from ._recognizer import RecognizedWord
@@ -142,7 +149,10 @@ class EmulatorConnection:
         self.request_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         self.created = _rfc3339(wall_time)
         self.state = EmulatorState.HANDSHAKE
-        self.options: LiveOptions | None = None
+        self.options: LiveOptions | FluxOptions | None = None
+        #: The Flux endpoint, for a ``/v2/listen`` session.
+        self.flux: FluxEndpoint | None = None
+        self._sequence = 0
         self.subprotocol: str | None = None
         self.audio_bytes_received = 0
         self.messages_sent = 0
@@ -347,6 +357,9 @@ class EmulatorConnection:
     # ------------------------------------------------------------------ output
 
     def _enqueue(self, message: Mapping[str, Any], now: float) -> None:
+        if self.flux is not None:  # Flux numbers every message it sends
+            message = {**message, "sequence_id": self._sequence}
+            self._sequence += 1
         self._enqueue_item(_Text(wire.dumps(message), self._release_time(now)))
 
     def _release_time(self, now: float) -> float:
@@ -385,16 +398,18 @@ class EmulatorConnection:
     def _server_close(
         self, now: float, code: int, reason: str, *, debug_code: str | None = None
     ) -> None:
-        """End the session Deepgram's way: one Metadata, then the close frame."""
+        """End the session Deepgram's way: one Metadata (not on Flux), then the close frame."""
         self.state = EmulatorState.CLOSING
-        self._enqueue(self._metadata(), now)
         options = self.options
-        if debug_code is not None and options is not None and options.debug:
+        if self.flux is None:
+            self._enqueue(self._metadata(), now)
+        if debug_code is not None and isinstance(options, LiveOptions) and options.debug:
             self._enqueue(wire.closing_error(debug_code, reason), now)
         self._enqueue_item(_Close(code, reason, self._release_time(now)))
 
     def _metadata(self) -> dict[str, Any]:
         options = self.options
+        assert not isinstance(options, FluxOptions)
         return wire.metadata(
             request_id=self.request_id,
             sha256=self._sha256.hexdigest(),
@@ -441,6 +456,7 @@ class EmulatorConnection:
             accepted_keys=config.accepted_keys,
             faults=self.faults,
             fault_header=config.fault_header,
+            flux_path=config.flux_path,
         )
         if isinstance(decision, Accept):
             self._accept(decision, now)
@@ -466,11 +482,6 @@ class EmulatorConnection:
         self.options = options = decision.options
         self.faults = faults = decision.faults
         self.subprotocol = decision.subprotocol
-        self.features = {
-            "numerals": bool(options.numerals),
-            "punctuate": bool(options.punctuate),
-            "smart_format": bool(options.smart_format),
-        }
         self._out += self._ws.send(
             AcceptConnection(
                 subprotocol=decision.subprotocol,
@@ -479,7 +490,10 @@ class EmulatorConnection:
         )
         self.state = EmulatorState.OPEN
         self._handshake_deadline = None
-        self._setup_audio(options)
+        if isinstance(options, FluxOptions):
+            self._setup_flux(options, now)
+        else:
+            self._setup_audio(options)
         if self.config.idle_timeout is not None:
             self._idle_deadline = now + self.config.idle_timeout
 
@@ -492,7 +506,25 @@ class EmulatorConnection:
         self._ping_deadline = after(faults.ping_interval)
         self._message_count_faults(now)
 
+    def _setup_flux(self, options: FluxOptions, now: float) -> None:
+        assert options.encoding is not None
+        assert options.sample_rate is not None
+        self._pcm = PcmDecoder(options.encoding, 1)
+        self._sample_rate = options.sample_rate
+        self.flux = FluxEndpoint(
+            options=options,
+            recognizer=self.config.recognizer(channel=0, sample_rate=options.sample_rate),
+            sample_rate=options.sample_rate,
+            request_id=self.request_id,
+        )
+        self._enqueue(self.flux.connected(), now)
+
     def _setup_audio(self, options: LiveOptions) -> None:
+        self.features = {
+            "numerals": bool(options.numerals),
+            "punctuate": bool(options.punctuate),
+            "smart_format": bool(options.smart_format),
+        }
         assert options.encoding is not None
         assert options.sample_rate is not None
         channels = options.channels or 1
@@ -539,6 +571,8 @@ class EmulatorConnection:
             elif isinstance(event, BytesMessage):
                 self._on_binary_frame(event, now)
             elif isinstance(event, Ping):
+                if self.flux is not None:  # Flux idles on pings (it has no KeepAlive)
+                    self._activity(now)
                 if self._ws.state is ConnectionState.OPEN:
                     self._out += self._ws.send(event.response())
             elif isinstance(event, CloseConnection):
@@ -601,6 +635,10 @@ class EmulatorConnection:
         self.audio_bytes_received += len(data)
         self._sha256.update(data)
         channels = self._pcm.feed(data)
+        if self.flux is not None:
+            for message in self.flux.audio(channels[0]):
+                self._enqueue(message, now)
+            return
         for index, transcriber in self._transcribers.items():
             self._emit(index, transcriber.feed(channels[index]), now)
 
@@ -624,10 +662,29 @@ class EmulatorConnection:
         )
         if self.state is not EmulatorState.OPEN:
             return
+        if self.flux is not None:
+            self._flux_control(kind, message, problem is not None, now)
+            return
         if problem is None:
             problem = self._dispatch(kind, message, now)
         if problem is not None:
             self._enqueue(wire.schema_error(problem, _shorten(text)), now)
+
+    def _flux_control(self, kind: str | None, message: Any, not_json: bool, now: float) -> None:
+        flux = self.flux
+        assert flux is not None
+        if kind == "CloseStream":
+            self._close_stream(now)
+            return
+        answer = flux.not_json() if not_json else flux.control(kind, message)
+        if isinstance(answer, Fatal):
+            self.state = EmulatorState.CLOSING
+            error = {"type": "Error", "code": answer.code, "description": answer.description}
+            self._enqueue(error, now)
+            self._enqueue_item(_Close(FATAL_CLOSE_CODE, answer.code, self._release_time(now)))
+            return
+        for reply in answer:
+            self._enqueue(reply, now)
 
     def _dispatch(self, kind: str | None, message: Any, now: float) -> str | None:
         """Act on one decoded control message; a str return is a SchemaError."""
@@ -668,6 +725,9 @@ class EmulatorConnection:
         return None
 
     def _close_stream(self, now: float) -> None:
+        if self.flux is not None:
+            for message in self.flux.close_stream():
+                self._enqueue(message, now)
         for index, transcriber in self._transcribers.items():
             self._emit(index, transcriber.flush(from_finalize=False), now)
         self._server_close(now, 1000, "")
@@ -700,7 +760,7 @@ class EmulatorConnection:
     def _emit(self, channel: int, outputs: Sequence[Output], now: float) -> None:
         total = self._total_channels
         options = self.options
-        assert options is not None
+        assert isinstance(options, LiveOptions)
         for output in outputs:
             if isinstance(output, Window):
                 message = wire.results(

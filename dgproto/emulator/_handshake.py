@@ -1,10 +1,12 @@
 """Deciding an upgrade request: accept it, or refuse it the way Deepgram does.
 
 Checks run in Deepgram's order: the path (404), a scripted refusal, the credentials
-(401), then the query (400). The query is parsed by ``LiveOptions.from_query``, the very
-table the client encodes with, so client and emulator agree on what is valid; on top of
-it come the rules only a server applies (a raw encoding needs a ``sample_rate``, Flux
-models are not served on ``/v1/listen``, the emulator can only decode raw PCM).
+(401), then the query (400). The path picks the endpoint: ``/v1/listen`` parses the query
+with ``LiveOptions.from_query``, ``/v2/listen`` (Flux) with ``FluxOptions.from_query``,
+the very tables the client encodes with, so client and emulator agree on what is valid;
+on top of them come the rules only a server applies (a raw encoding needs a
+``sample_rate``, a Flux model is refused on ``/v1/listen`` and any other model on
+``/v2/listen``, the emulator can only decode raw PCM).
 
 Credentials are compared, never echoed: no key appears in a response or an error.
 """
@@ -15,6 +17,7 @@ from collections.abc import Collection, Sequence
 
 import attrs
 
+from dgproto._flux_options import FluxOptions
 from dgproto._options import LiveOptions
 
 from ._faults import FaultPlan
@@ -32,7 +35,7 @@ _SCHEMES = ("token", "bearer")
 class Accept:
     """Open the WebSocket with these options."""
 
-    options: LiveOptions
+    options: LiveOptions | FluxOptions
     #: ``"token"``/``"bearer"`` when the client offered the subprotocol pair, echoed back.
     subprotocol: str | None
     faults: FaultPlan
@@ -82,9 +85,19 @@ def _header(headers: Sequence[tuple[bytes, bytes]], wanted: bytes) -> str | None
     return None
 
 
-def _server_rules(options: LiveOptions) -> str | None:
-    """What a server refuses beyond ``LiveOptions``' own checks (``None``: all fine)."""
-    if options.model is not None and options.model.lower().startswith("flux"):
+def _is_flux_model(model: str | None) -> bool:
+    return model is not None and model.lower().startswith("flux")
+
+
+def _server_rules(options: LiveOptions | FluxOptions) -> str | None:
+    """What a server refuses beyond the options' own checks (``None``: all fine)."""
+    if isinstance(options, FluxOptions):
+        if not _is_flux_model(options.model):
+            return (
+                f"Model {options.model!r} is not a Flux model: /v2/listen serves flux-* "
+                "models (flux-general-en, flux-general-multi); connect to /v1/listen instead."
+            )
+    elif _is_flux_model(options.model):
         return f"Model {options.model!r} is a Flux model: connect to /v2/listen instead."
     encoding = options.encoding
     if encoding is None:
@@ -114,10 +127,14 @@ def evaluate(
     accepted_keys: Collection[str] | None,
     faults: FaultPlan,
     fault_header: str | None,
+    flux_path: str | None = None,
 ) -> Accept | Reject:
     """Decide one upgrade request (``target`` is the path with its query)."""
     request_path, _, query = target.partition("?")
-    if request_path != path:
+    kind: type[LiveOptions] | type[FluxOptions] = LiveOptions
+    if request_path == flux_path:
+        kind = FluxOptions
+    elif request_path != path:
         return Reject(status=404, err_msg=f"No such endpoint {request_path!r}; use {path!r}.")
     if fault_header is not None:
         spec = _header(headers, fault_header.lower().encode("latin-1"))
@@ -136,9 +153,9 @@ def evaluate(
     if require_auth and (not key or (accepted_keys is not None and key not in accepted_keys)):
         return Reject(status=401)
     try:
-        options = LiveOptions.from_query(query)
+        options = kind.from_query(query)
     except ValueError as exc:
-        message = str(exc).replace("LiveOptions.", "")
+        message = str(exc).replace(f"{kind.__name__}.", "")
         return Reject(
             status=400,
             err_code="INVALID_QUERY_PARAMETER",
