@@ -306,6 +306,13 @@ class EmulatorServer:
         return format_url(self.host, self.port, self.config.path)
 
     @property
+    def flux_url(self) -> str:
+        """``ws://host:port/v2/listen``: the Flux endpoint on the same server."""
+        if self.config.flux_path is None:
+            raise RuntimeError("this server serves no Flux endpoint (EmulatorConfig.flux_path)")
+        return format_url(self.host, self.port, self.config.flux_path)
+
+    @property
     def connections(self) -> tuple[ConnectionRecord, ...]:
         """The live connections and the last ``keep_finished`` finished ones, oldest first."""
         with self._lock:
@@ -530,6 +537,11 @@ class ThreadedEmulatorServer:
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def flux_url(self) -> str:
+        """The Flux (``/v2/listen``) URL of the running server."""
+        return self.server.flux_url
 
     @property
     def host(self) -> str:
