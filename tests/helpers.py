@@ -26,7 +26,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from dgproto import Config, Event, ListenConnection, LiveOptions
+from dgproto import Config, Event, FluxConnection, FluxOptions, ListenConnection, LiveOptions
 from dgproto._options import Auth
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "deepgram"
@@ -208,7 +208,15 @@ class LivePair:
         connect: bool = True,
     ) -> None:
         self.now = 0.0
-        self.client = ListenConnection(
+        self.client = self._client(options, config, auth)
+        self.server = server if server is not None else FakeServer()
+        self.log: list[Event] = []
+        if connect:
+            self.client.connect(now=self.now)
+            self.pump()
+
+    def _client(self, options: Any, config: Config | None, auth: Auth | None) -> Any:
+        return ListenConnection(
             options=options
             if options is not None
             else LiveOptions(encoding="linear16", sample_rate=16000),
@@ -216,11 +224,6 @@ class LivePair:
             host="localhost",
             config=config if config is not None else Config(),
         )
-        self.server = server if server is not None else FakeServer()
-        self.log: list[Event] = []
-        if connect:
-            self.client.connect(now=self.now)
-            self.pump()
 
     def pump(self) -> list[Event]:
         """Move bytes both ways until both sides are quiet; return the new client events."""
@@ -266,6 +269,22 @@ class LivePair:
     def send_audio(self, seconds: float = 0.1) -> None:
         self.client.send_audio(self.audio(seconds), now=self.now)
         self.pump()
+
+
+class FluxPair(LivePair):
+    """``LivePair`` with a ``FluxConnection`` (default: flux-general-en, linear16 16 kHz)."""
+
+    client: FluxConnection
+
+    def _client(self, options: Any, config: Config | None, auth: Auth | None) -> Any:
+        return FluxConnection(
+            options=options
+            if options is not None
+            else FluxOptions(model="flux-general-en", encoding="linear16", sample_rate=16000),
+            auth=auth if auth is not None else Auth.token("test-key"),
+            host="localhost",
+            config=config if config is not None else Config(),
+        )
 
 
 def kinds(events: Iterable[Event]) -> list[str]:
