@@ -64,9 +64,11 @@ def _check_keys(_inst: object, _attribute: attrs.Attribute[Any], value: object) 
         raise ValueError("EmulatorConfig.accepted_keys must hold non-empty str keys")
 
 
-def _check_path(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_path(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.startswith("/") or "?" in value:
-        raise ValueError(f"EmulatorConfig.path must be a str starting with '/', got {value!r}")
+        raise ValueError(
+            f"EmulatorConfig.{attribute.name} must be a str starting with '/', got {value!r}"
+        )
 
 
 def _check_flux_path(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
