@@ -592,13 +592,12 @@ class FluxMachine(RuleBasedStateMachine):
         client = self.pair.client
         legal = INPUTS[name] in FLUX_TRANSITIONS[client.state]
         before = client.state
-        try:
+        if legal:
             COMMANDS[name](client, self.pair.now)
-        except LocalProtocolError as exc:
-            assert not legal
-            assert exc.state is before is client.state
         else:
-            assert legal
+            with pytest.raises(LocalProtocolError) as info:
+                COMMANDS[name](client, self.pair.now)
+            assert info.value.state is before is client.state
         self.take()
 
     @precondition(lambda self: self.pair.server.ws.state.name == "OPEN")

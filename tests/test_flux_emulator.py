@@ -7,6 +7,7 @@ Driven by a bare wsproto client (``emulator_helpers.Client``) and, end to end, b
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -136,7 +137,8 @@ def test_turns_follow_the_real_sessions_shape() -> None:
     # Updates start before StartOfTurn, on the 240 ms grid of the turn's window
     assert kinds[0] == ("Update", 0)
     assert infos[0]["audio_window_end"] == 0.24
-    assert ("StartOfTurn", 0) in kinds and ("StartOfTurn", 1) in kinds
+    assert ("StartOfTurn", 0) in kinds
+    assert ("StartOfTurn", 1) in kinds
     ends = [m for m in infos if m["event"] == "EndOfTurn"]
     assert [m["transcript"] for m in ends] == [first, "How are you?"]
     assert [m["trigger"] for m in ends] == ["model", "model"]
@@ -151,9 +153,10 @@ def test_turns_follow_the_real_sessions_shape() -> None:
     assert {m["audio_window_start"] for m in later} == {first_end["audio_window_end"]}
     # 240 ms steps mid-sentence, 80 ms steps while the turn may be ending
     updates = [m["audio_window_end"] for m in infos if m["turn_index"] == 0]
-    steps = {round(b - a, 2) for a, b in zip(updates, updates[1:], strict=False)}
+    steps = {round(b - a, 2) for a, b in itertools.pairwise(updates)}
     assert steps <= {0.08, 0.16, 0.24}
-    assert 0.08 in steps and 0.24 in steps
+    assert 0.08 in steps
+    assert 0.24 in steps
     # Updates go on through silence with the next turn's index and an empty transcript
     tail = infos[-1]
     assert (tail["event"], tail["turn_index"], tail["transcript"]) == ("Update", 2, "")
