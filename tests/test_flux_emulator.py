@@ -386,3 +386,13 @@ def test_flux_connection_against_the_emulator_core() -> None:
     assert isinstance(closed, Closed)
     assert (closed.code, closed.clean) == (1000, True)
     assert client.audio_seconds_sent == pytest.approx(len(audio) / 32000)
+
+
+def test_configure_success_shows_the_server_defaults_when_nothing_was_set() -> None:
+    client = flux()
+    client.text({"type": "Configure", "keyterms": ["Flux"]})
+    [success] = client.of_type("ConfigureSuccess")
+    assert success["thresholds"] == {"eot_threshold": 0.7, "eot_timeout_ms": 5000}
+    assert success["keyterms"] == ["Flux"]
+    assert "language_hints" not in success
+    assert success["sequence_id"] == 1
