@@ -91,3 +91,18 @@ def test_reconnect_example(drop_after_messages: int, capsys: pytest.CaptureFixtu
     # each sentence's final starts where the previous sentence's pause began: one clock
     ends = [s.end for s in layout(RESUMED) if s.punctuated_word[-1] in ".?!"]
     assert [start for start, _ in finals[1:]] == pytest.approx(ends[:-1], abs=0.02)
+
+
+FLUX_TEXT = "Book a table for two. Make it at eight."
+
+
+def test_flux_agent_example(capsys: pytest.CaptureFixture[str]) -> None:
+    agent = _program("## Flux (`/v2/listen`): turns for voice agents")["agent"]
+    audio = synthesize(FLUX_TEXT, sample_rate=16000) + silence(1.0, sample_rate=16000)
+    chunks = [audio[i : i + 2560] for i in range(0, len(audio), 2560)]
+    with serve_in_thread() as server:
+        replies, closed = agent(chunks, port=server.port)
+    assert closed.code == 1000
+    turns = _finals(capsys.readouterr().out)
+    assert turns == ["Book a table for two.", "Make it at eight."]
+    assert replies == [f"(reply to: {t})" for t in turns]
