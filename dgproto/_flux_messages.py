@@ -30,11 +30,9 @@ from typing import Any
 import attrs
 
 from ._events import (
-    ConfigureFailure,
     ConfigureSuccess,
     Event,
     FluxConnected,
-    ServerError,
     ServerWarning,
     TurnInfo,
     TurnWord,
@@ -53,6 +51,8 @@ from ._messages import (
     _present,
     _str_tuple,
     _string,
+    decode_configure_failure,
+    decode_error,
     decode_with,
 )
 from ._options import _KIND
@@ -207,25 +207,6 @@ def _decode_configure_success(d: Mapping[str, Any]) -> ConfigureSuccess:
     )
 
 
-def _decode_configure_failure(d: Mapping[str, Any]) -> ConfigureFailure:
-    return ConfigureFailure(
-        request_id=_opt_str(d.get("request_id")),
-        code=_opt_str(d.get("code")),
-        description=_opt_str(d.get("description")),
-        sequence_id=_opt_int(d.get("sequence_id")),
-        raw=d,
-    )
-
-
-def _decode_error(d: Mapping[str, Any]) -> ServerError:
-    return ServerError(
-        code=_opt_str(d.get("code")),
-        description=_opt_str(d.get("description")),
-        sequence_id=_opt_int(d.get("sequence_id")),
-        raw=d,
-    )
-
-
 def _decode_warning(d: Mapping[str, Any]) -> ServerWarning:
     return ServerWarning(
         code=_opt_str(d.get("code")),
@@ -241,8 +222,8 @@ FLUX_REGISTRY: Registry = {
     "Connected": _decode_connected,
     "TurnInfo": _decode_turn_info,
     "ConfigureSuccess": _decode_configure_success,
-    "ConfigureFailure": _decode_configure_failure,
-    "Error": _decode_error,
+    "ConfigureFailure": decode_configure_failure,
+    "Error": decode_error,
     "Warning": _decode_warning,
 }
 

@@ -60,6 +60,8 @@ from ._events import (
 __all__ = [
     "Registry",
     "decode_binary",
+    "decode_configure_failure",
+    "decode_error",
     "decode_message",
     "decode_with",
     "encode_close_stream",
@@ -596,21 +598,25 @@ def _decode_configure_success(d: Mapping[str, Any]) -> ConfigureSuccess:
     return ConfigureSuccess(request_id=_opt_str(d.get("request_id")), raw=d)
 
 
-def _decode_configure_failure(d: Mapping[str, Any]) -> ConfigureFailure:
+def decode_configure_failure(d: Mapping[str, Any]) -> ConfigureFailure:
+    """``ConfigureFailure``, shared with Flux (which adds ``sequence_id``)."""
     return ConfigureFailure(
         request_id=_opt_str(d.get("request_id")),
         code=_opt_str(d.get("code")),
         description=_opt_str(d.get("description")),
+        sequence_id=_opt_int(d.get("sequence_id")),
         raw=d,
     )
 
 
-def _decode_error(d: Mapping[str, Any]) -> ServerError:
+def decode_error(d: Mapping[str, Any]) -> ServerError:
+    """``Error``, shared with Flux (whose Errors are fatal and carry ``sequence_id``)."""
     return ServerError(
         variant=_opt_str(d.get("variant")),
         code=_opt_str(d.get("code")),
         description=_opt_str(d.get("description")),
         message=_opt_str(d.get("message")),
+        sequence_id=_opt_int(d.get("sequence_id")),
         raw=d,
     )
 
@@ -621,6 +627,6 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     "UtteranceEnd": _decode_utterance_end,
     "SpeechStarted": _decode_speech_started,
     "ConfigureSuccess": _decode_configure_success,
-    "ConfigureFailure": _decode_configure_failure,
-    "Error": _decode_error,
+    "ConfigureFailure": decode_configure_failure,
+    "Error": decode_error,
 }

@@ -17,19 +17,11 @@ from dgproto.transports.server import serve_in_thread
 
 deepgram = pytest.importorskip("deepgram")
 from deepgram import DeepgramClient  # noqa: E402
-from deepgram.environment import DeepgramClientEnvironment  # noqa: E402
+
+from .test_interop_sdk import _environment  # noqa: E402
 
 SENTENCES = ["Hello from the official client.", "Flux hears two turns."]
 CHUNK = 2560  # 80 ms of linear16 at 16 kHz, as Deepgram recommends for Flux
-
-
-def _environment(port: int) -> Any:
-    return DeepgramClientEnvironment(
-        base=f"http://127.0.0.1:{port}",
-        production=f"ws://127.0.0.1:{port}",
-        agent=f"ws://127.0.0.1:{port}",
-        agent_rest=f"http://127.0.0.1:{port}",
-    )
 
 
 def test_official_sdk_flux_client_gets_turns_with_the_right_transcripts() -> None:
