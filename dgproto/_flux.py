@@ -27,7 +27,12 @@ from ._options import Auth
 from ._session import USER_AGENT, Session, classify_close
 from ._state import FLUX_TRANSITIONS, Input
 
-__all__ = ["FluxConnection"]
+__all__ = ["FLUX_DEFAULT_CONFIG", "FluxConnection"]
+
+#: Without ``config=``: pings every 5 s. Flux has no KeepAlive, and an idle stream stays
+#: open only on WebSocket pings (research/protocol.md §5.1, NET ``Client.cs``), so they
+#: are on even while ``Config``'s own default leaves them off.
+FLUX_DEFAULT_CONFIG = Config(ping_interval=5.0)
 
 
 class FluxConnection(Session):
@@ -58,7 +63,7 @@ class FluxConnection(Session):
             auth=auth,
             host=host,
             path=path,
-            config=config,
+            config=config if config is not None else FLUX_DEFAULT_CONFIG,
             extra_headers=extra_headers,
             user_agent=user_agent,
             table=FLUX_TRANSITIONS,

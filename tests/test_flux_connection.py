@@ -405,6 +405,12 @@ def test_an_idle_flux_stream_sends_no_keepalive_but_pings_when_asked() -> None:
     assert (closed.initiator, closed.reason) == ("timeout", "no pong within ping_timeout")
 
 
+def test_flux_pings_by_default() -> None:
+    client = FluxConnection(options=FluxOptions(model="flux-general-en"))
+    assert client.config.ping_interval == 5.0
+    assert ListenConnection().config.ping_interval is None  # v1 keeps its KeepAlive
+
+
 def test_audio_seconds_follow_the_flux_encoding() -> None:
     pair = FluxPair(options=FluxOptions(model="m", encoding="mulaw", sample_rate=8000))
     pair.client.send_audio(bytes(4000), now=0)
