@@ -239,6 +239,8 @@ def test_close_stream_with_nothing_said_just_closes() -> None:
 
 def test_configure_applies_and_echoes_the_settings_in_force() -> None:
     client = flux(f"{FLUX}&keyterm=Deepgram&eager_eot_threshold=0.5")
+    stream(client, silence(0.24))
+    assert "languages_hinted" not in turns(client)[-1]
     client.text(
         {
             "type": "Configure",
@@ -270,6 +272,7 @@ def test_configure_applies_and_echoes_the_settings_in_force() -> None:
     stream(client, synthesize("I have two cats.") + silence(0.6))
     ends = [m for m in turns(client) if m["event"] == "EndOfTurn"]
     assert ends[0]["transcript"] == "I have 2 cats."  # numerals applied mid-stream
+    assert ends[0]["languages_hinted"] == ["en"]
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,9 @@ class Fatal:
     description: str
 
 
-def _turn_info(report: TurnReport, request_id: str, numerals: bool) -> dict[str, Any]:
+def _turn_info(
+    report: TurnReport, request_id: str, numerals: bool, hints: Sequence[str] | None
+) -> dict[str, Any]:
     words = [numeral(w) for w in report.words] if numerals else list(report.words)
     message: dict[str, Any] = {
         "type": "TurnInfo",
@@ -59,6 +61,8 @@ def _turn_info(report: TurnReport, request_id: str, numerals: bool) -> dict[str,
     }
     if report.trigger is not None:
         message["trigger"] = report.trigger
+    if hints is not None:  # deepgram-sdk 7.17: present only when hints are configured
+        message["languages_hinted"] = list(hints)
     return message
 
 
@@ -119,7 +123,7 @@ class FluxEndpoint:
         return Fatal(_UNPARSABLE, "Client message is not valid JSON.")
 
     def _infos(self, reports: Sequence[TurnReport]) -> list[dict[str, Any]]:
-        return [_turn_info(r, self.request_id, self.numerals) for r in reports]
+        return [_turn_info(r, self.request_id, self.numerals, self.language_hints) for r in reports]
 
     def _configure(self, message: Mapping[str, Any]) -> dict[str, Any]:
         problem = _check(message)
