@@ -46,7 +46,7 @@ from dgproto._events import (
     HandshakeRejected,
     Metadata,
 )
-from dgproto._options import Auth, LiveOptions
+from dgproto._options import Auth, LiveOptions, redact_query
 from dgproto._state import State
 
 __all__ = [
@@ -102,7 +102,7 @@ class Endpoint:
     host: str
     port: int
     #: Path plus query, as sent in the request line (the core appends the options).
-    target: str
+    target: str = attrs.field(repr=lambda target: repr(redact_query(target)))
     tls: bool
 
     @property
@@ -400,9 +400,14 @@ def _http_head(data: bytes | bytearray) -> bytes:
 
 
 def redact_request(data: bytes | bytearray) -> str:
-    """The head of an HTTP upgrade request with every credential header value masked."""
-    head = _http_head(data)
-    return _SECRET_HEADER.sub(lambda m: m.group(1) + b": <redacted>", head).decode("latin-1")
+    """The head of an HTTP upgrade request with every credential header value masked,
+    and the ``callback`` URL's credentials (``user:password@``, query values) too."""
+    head = _SECRET_HEADER.sub(lambda m: m.group(1) + b": <redacted>", _http_head(data))
+    line, newline, rest = head.decode("latin-1").partition("\n")
+    words = line.split(" ")  # GET <target> HTTP/1.1
+    if len(words) == 3:
+        words[1] = redact_query(words[1])
+    return " ".join(words) + newline + rest
 
 
 class WireTrace:

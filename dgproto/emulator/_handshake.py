@@ -114,8 +114,14 @@ def evaluate(
     accepted_keys: Collection[str] | None,
     faults: FaultPlan,
     fault_header: str | None,
+    max_channels: int,
 ) -> Accept | Reject:
-    """Decide one upgrade request (``target`` is the path with its query)."""
+    """Decide one upgrade request (``target`` is the path with its query).
+
+    ``channels`` above ``max_channels`` is refused before anything is built for it: each
+    transcribed channel costs memory and CPU, and one request asking for 100,000 once
+    stalled every other client of ``dgproto serve`` for seconds.
+    """
     request_path, _, query = target.partition("?")
     if request_path != path:
         return Reject(status=404, err_msg=f"No such endpoint {request_path!r}; use {path!r}.")
@@ -143,6 +149,15 @@ def evaluate(
             status=400,
             err_code="INVALID_QUERY_PARAMETER",
             err_msg=f"Failed to deserialize query parameters: {message}",
+        )
+    if options.channels is not None and options.channels > max_channels:
+        return Reject(
+            status=400,
+            err_code="INVALID_QUERY_PARAMETER",
+            err_msg=(
+                "Failed to deserialize query parameters: channels must be at most "
+                f"{max_channels} on this server, got {options.channels}"
+            ),
         )
     problem = _server_rules(options)
     if problem is not None:
