@@ -177,6 +177,7 @@ class ListenConnection:
         self._message_size = 0
         self._payload_bytes = 0
         self._fragments = 0
+        self._bytes_received = 0
 
         # timers (absolute deadlines on the caller's clock)
         self._open_deadline: float | None = None
@@ -256,6 +257,14 @@ class ListenConnection:
         if self._bytes_per_second is None:
             return None
         return self._audio_bytes_sent / self._bytes_per_second
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes passed to ``receive_data`` so far: what the peer made us read.
+
+        Adapters bound the events they queue by the bytes behind them with it.
+        """
+        return self._bytes_received
 
     @property
     def keepalives_sent(self) -> int:
@@ -425,6 +434,7 @@ class ListenConnection:
         if not data:
             self.receive_eof(now=now)
             return
+        self._bytes_received += len(data)
         try:
             self._ws.receive_data(data if type(data) is bytes else bytes(data))
         except (WsRemoteProtocolError, UnicodeError) as exc:
