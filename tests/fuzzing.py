@@ -122,7 +122,7 @@ def hostile_value(src: Source) -> Any:
             float("inf"),
             1e308,
             "",
-            "x" * src.choice([100, 5000, 70000]),
+            "x" * src.choice([100, 100, 100, 5000, 70000]),
             "\ud800",  # a lone surrogate: json.dumps writes the escape "\\ud800"
             "caf\u00e9 \u2603 \U0001f600",
             [1, "a", None],
@@ -153,7 +153,7 @@ def render_json(value: Any, src: Source) -> bytes:
 
 
 def _deep(src: Source) -> str:
-    depth = src.choice([50, 2000, 30000])
+    depth = src.choice([50, 50, 50, 2000, 30000])
     if src.chance(2):
         return "[" * depth + "]" * depth
     return '{"a":' * depth + "0" + "}" * depth
@@ -202,8 +202,8 @@ def _frame(src: Source, text_bases: Sequence[str], mask: bytes | None) -> bytes:
     def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0) -> bytes:
         return raw_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask)
 
-    kind = src.integer(0, 13)
-    if kind <= 3:
+    kind = src.integer(0, 27)
+    if kind <= 3 or kind >= 14:
         return frame(0x1, mutated_json(src, text_bases))
     if kind == 4:  # fragmented text, maybe with a control frame in between
         data = mutated_json(src, text_bases)
@@ -212,7 +212,7 @@ def _frame(src: Source, text_bases: Sequence[str], mask: bytes | None) -> bytes:
         last_op = 0x1 if src.chance(8) else 0x0  # sometimes a wrong opcode
         return frame(0x1, data[:cut], fin=False) + middle + frame(last_op, data[cut:])
     if kind == 5:  # a flood of empty continuation frames
-        count = src.choice([10, 1500, 3000])
+        count = src.choice([10, 100, 1100])
         end = frame(0x0, b"") if src.chance(2) else b""
         return (
             frame(src.choice([0x1, 0x2]), b"", fin=False) + frame(0x0, b"", fin=False) * count + end
@@ -234,7 +234,7 @@ def _frame(src: Source, text_bases: Sequence[str], mask: bytes | None) -> bytes:
         return bytes([0x81, 127]) + (1 << 62).to_bytes(8, "big") + b"{}"
     if kind == 12:
         return src.binary(40)
-    return frame(0x1, b"x" * src.choice([70_000, 300]))
+    return frame(0x1, b"x" * src.choice([70_000, 300, 300, 300]))
 
 
 # --------------------------------------------------------------------------- client
@@ -404,9 +404,11 @@ _QUERIES = (
     "&utterance_end_ms=1000&punctuate=true&numerals=true",
     "encoding=linear16&sample_rate=8000&channels=2&multichannel=true",
     "encoding=mulaw&sample_rate=8000&channels=3",
-    "encoding=linear16&sample_rate=16000&channels=100000&multichannel=true",
     "encoding=linear16&sample_rate=16000&endpointing=false&extra=a:b",
     "encoding=linear16&sample_rate=16000&callback=https%3A%2F%2Fu%3Ap%40h%2F%3Ftoken%3Dq",
+)
+_BAD_QUERIES = (
+    "encoding=linear16&sample_rate=16000&channels=100000&multichannel=true",
     "encoding=%ff&sample_rate=x",
     "model=flux-general-en&encoding=linear16&sample_rate=16000",
     "",
@@ -437,29 +439,26 @@ class EmulatorCase:
 
 
 def emulator_case(src: Source) -> EmulatorCase:
-    kind = src.integer(0, 9)
-    if kind <= 7:
-        target = src.choice(["/v1/listen", "/v1/listen", "/v2/listen"])
-        query = src.choice(_QUERIES)
-        headers = [
-            b"Host: emulator.test",
-            b"Upgrade: websocket",
-            b"Connection: Upgrade",
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-            b"Sec-WebSocket-Version: 13",
-            src.choice([b"Authorization: Token k", b"Authorization: Bearer", b"X-None: 1"]),
-        ]
-        faults = src.choice(_FAULTS)
-        if faults:
-            headers.append(b"x-dgproto-faults: " + faults.encode())
-        head = f"{src.choice(['GET', 'GET', 'POST'])} {target}?{query} HTTP/1.1\r\n".encode()
-        request = head + b"\r\n".join(headers) + b"\r\n\r\n"
-        if src.chance(5):
-            at = src.integer(0, len(request))
-            request = request[:at] + bytes([src.integer(0, 255)]) + request[at:]
-    elif kind == 8:
-        request = b"GET / HTTP/1.1\r\n\r\n"
-    else:
+    """A request that is valid but for at most one deviation, then hostile frames."""
+    deviation = src.integer(0, 12)
+    query = src.choice(_QUERIES) if deviation != 0 else src.choice(_BAD_QUERIES)
+    path = "/v2/listen" if deviation == 1 else "/v1/listen"
+    method = "POST" if deviation == 2 else "GET"
+    headers = [
+        b"Host: emulator.test",
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        b"Sec-WebSocket-Version: 13",
+        b"X-None: 1" if deviation == 3 else b"Authorization: Token k",
+    ]
+    if src.chance(3):
+        headers.append(b"x-dgproto-faults: " + src.choice(_FAULTS).encode())
+    request = f"{method} {path}?{query} HTTP/1.1\r\n".encode() + b"\r\n".join(headers) + b"\r\n\r\n"
+    if deviation == 4:
+        at = src.integer(0, len(request))
+        request = request[:at] + bytes([src.integer(0, 255)]) + request[at:]
+    elif deviation == 5:
         request = src.binary(120)
     mask = bytes([src.integer(0, 255) for _ in range(4)])
     frames = b"".join(_frame(src, _CONTROL, mask) for _ in range(src.integer(0, 8)))
@@ -505,8 +504,11 @@ def run_emulator(case: EmulatorCase) -> int:
     started = time.process_time()
     checker = EmulatorChecker(emulator)
     data = case.request + case.frames
+    # wsproto's server drops frames that arrive in the same read as the request (a client
+    # waits for the 101 anyway), so the request is fed on its own, itself maybe cut up.
+    chunks = [*_split(case.request, case.cuts[:2]), *_split(case.frames, case.cuts[2:])]
     now = 0.0
-    for index, chunk in enumerate(_split(data, case.cuts)):
+    for index, chunk in enumerate(chunks):
         now += case.steps[index % len(case.steps)]
         emulator.handle_timer(now=now)
         checker.check()

@@ -284,7 +284,9 @@ def raw_frame(
         head += bytes([mask_bit | 127]) + size.to_bytes(8, "big")
     if mask is not None:
         head += mask
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        size = len(payload)
+        key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
+        payload = (int.from_bytes(payload, "big") ^ key).to_bytes(size, "big")
     return head + payload
 
 
