@@ -21,11 +21,11 @@ import abc
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit, urlunsplit
 
 import attrs
 
-__all__ = ["Auth", "LiveOptions"]
+__all__ = ["Auth", "LiveOptions", "redact_callback", "redact_query"]
 
 _KIND = "dgproto.kind"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -376,12 +376,45 @@ def _as_params(value: Mapping[str, str | Sequence[str]] | None) -> Mapping[str, 
 
 
 def _redact_url(url: str) -> str:
-    """``repr`` for ``callback``: a callback URL may carry basic-auth credentials."""
-    parts = urlsplit(url)  # cannot fail: the check already parsed it
-    if "@" in parts.netloc:
-        host = parts.netloc.rpartition("@")[2]
-        url = urlunsplit(parts._replace(netloc=f"<redacted>@{host}"))
-    return repr(url)
+    """``repr`` for ``callback``."""
+    return repr(redact_callback(url))
+
+
+_REDACTED = "<redacted>"
+
+
+def redact_callback(url: str) -> str:
+    """A callback URL fit for logs: its ``user:password@`` and every query (and fragment)
+    value become ``<redacted>``. A callback is the app's own endpoint and commonly carries
+    credentials in either place (``https://u:p@host/hook?token=...``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable (an unbalanced IPv6 bracket): show nothing of it
+        return _REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{_REDACTED}@{netloc.rpartition('@')[2]}"
+    query = "&".join(
+        f"{key}={_REDACTED}" if sep else key
+        for key, sep, _ in (item.partition("=") for item in parts.query.split("&"))
+    )
+    fragment = _REDACTED if parts.fragment else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=fragment))
+
+
+def redact_query(query: str) -> str:
+    """A percent-encoded query (or a request target, ``/path?query``) with each
+    ``callback`` value passed through ``redact_callback``; the rest is left as it is."""
+    if "callback" not in unquote_plus(query):
+        return query
+    head, mark, rest = query.partition("?") if query.startswith("/") else ("", "", query)
+    items = []
+    for item in rest.split("&"):
+        key, sep, value = item.partition("=")
+        if sep and unquote_plus(key) == "callback":
+            item = f"{key}={quote(redact_callback(unquote_plus(value)), safe=':/@<>')}"
+        items.append(item)
+    return head + mark + "&".join(items)
 
 
 class _QueryOptions:

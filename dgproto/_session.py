@@ -19,6 +19,7 @@ Not thread-safe: an adapter serialises its calls.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections import deque
@@ -44,9 +45,10 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 from ._config import Config
 from ._events import Closed, CloseInitiator, Connected, Event, HandshakeRejected, Metadata
 from ._exceptions import LocalProtocolError, RemoteProtocolError
+from ._fragments import FRAGMENT_ALLOWANCE, too_fragmented
 from ._framing import BinaryFrameWriter
 from ._messages import decode_binary, encode_close_stream
-from ._options import Auth
+from ._options import Auth, redact_query
 from ._state import Input, State, Table, next_state
 
 __all__ = ["USER_AGENT", "Session", "StreamConnection", "__version__", "classify_close"]
@@ -106,6 +108,8 @@ class StreamConnection(Protocol):
     def audio_bytes_sent(self) -> int: ...
     @property
     def audio_seconds_sent(self) -> float | None: ...
+    @property
+    def bytes_received(self) -> int: ...
     def connect(self, *, now: float) -> None: ...
     def receive_data(self, data: bytes | bytearray | memoryview, *, now: float) -> None: ...
     def receive_eof(self, *, now: float) -> None: ...
@@ -191,10 +195,14 @@ class Session:
         self._metadata: Metadata | None = None
         self._rejection: _Rejection | None = None
 
-        # incoming message reassembly (wsproto hands out frames piecewise)
-        self._parts: list[str] = []
-        self._binary_parts: list[bytes] = []
+        # incoming message reassembly (wsproto hands out frames piecewise); joined as
+        # they come, so memory is the message's size however many frames it arrives in
+        self._text = io.StringIO()
+        self._binary = bytearray()
         self._message_size = 0
+        self._payload_bytes = 0
+        self._fragments = 0
+        self._bytes_received = 0
 
         # timers (absolute deadlines on the caller's clock)
         self._open_deadline: float | None = None
@@ -222,7 +230,8 @@ class Session:
         }
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.host}{self.path} state={self._state.name}>"
+        path = redact_query(self.path)  # a url's own query may carry a callback
+        return f"<{type(self).__name__} {self.host}{path} state={self._state.name}>"
 
     # ------------------------------------------------------------------ read-only state
 
@@ -250,6 +259,14 @@ class Session:
     def audio_bytes_sent(self) -> int:
         """Bytes of audio passed to ``send_audio`` so far."""
         return self._audio_bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes passed to ``receive_data`` so far: what the peer made us read.
+
+        Adapters bound the events they queue by the bytes behind them with it.
+        """
+        return self._bytes_received
 
     @property
     def audio_seconds_sent(self) -> float | None:
@@ -380,9 +397,12 @@ class Session:
         if not data:
             self.receive_eof(now=now)
             return
+        self._bytes_received += len(data)
         try:
             self._ws.receive_data(data if type(data) is bytes else bytes(data))
-        except WsRemoteProtocolError as exc:
+        except (WsRemoteProtocolError, UnicodeError) as exc:
+            # wsproto raises these only for the HTTP response; a header it cannot decode
+            # as ASCII (a byte like 0xE9 in Connection) raises UnicodeDecodeError.
             self._protocol_error(f"invalid handshake response: {exc}", code=1002)
             return
         self._process(now)
@@ -397,7 +417,7 @@ class Session:
             # A rejection body without Content-Length is delimited by EOF.
             try:
                 self._ws.receive_data(None)
-            except WsRemoteProtocolError:
+            except (WsRemoteProtocolError, UnicodeError):
                 pass  # a truncated body: report what arrived
             else:
                 self._process(now)
@@ -556,7 +576,7 @@ class Session:
         fields: Mapping[str, Any] = {}
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting thousands deep
             parsed = None
         if isinstance(parsed, dict):
             fields = parsed
@@ -584,34 +604,56 @@ class Session:
 
     def _on_text(self, event: TextMessage, now: float) -> None:
         data = event.data
-        if event.message_finished and not self._parts:
+        if event.message_finished and not self._fragments:
             if len(data) > self.config.max_message_size:
                 self._message_too_big(len(data))
                 return
             self._deliver(data)
             return
-        self._message_size += len(data)
-        if self._message_size > self.config.max_message_size:
-            self._message_too_big(self._message_size)
+        # A character is at most 4 bytes of UTF-8, so 4 * characters bounds the payload.
+        if not self._take_fragment(len(data), 4 * len(data)):
             return
-        self._parts.append(data)
+        self._text.write(data)
         if event.message_finished:
-            text = "".join(self._parts)
-            self._parts.clear()
-            self._message_size = 0
+            text = self._text.getvalue()
+            self._reset_message()
             self._deliver(text)
 
     def _on_binary(self, event: BytesMessage, now: float) -> None:
-        self._message_size += len(event.data)
+        data = event.data
+        if not self._take_fragment(len(data), len(data)):
+            return
+        self._binary += data
+        if event.message_finished:
+            message = bytes(self._binary)
+            self._reset_message()
+            self._events.append(decode_binary(message))
+
+    def _take_fragment(self, size: int, payload_bytes: int) -> bool:
+        """Count one frame of a fragmented message; False once the connection ended.
+
+        Over ``max_message_size`` closes with 1009, and so does a flood of (near) empty
+        frames, which adds nothing to the size but costs a parse each.
+        """
+        self._message_size += size
+        self._payload_bytes += payload_bytes
+        self._fragments += 1
         if self._message_size > self.config.max_message_size:
             self._message_too_big(self._message_size)
-            return
-        self._binary_parts.append(bytes(event.data))
-        if event.message_finished:
-            data = b"".join(self._binary_parts)
-            self._binary_parts.clear()
-            self._message_size = 0
-            self._events.append(decode_binary(data))
+            return False
+        if too_fragmented(self._fragments, self._payload_bytes):
+            self._protocol_error(
+                f"message split into {self._fragments} frames, more than "
+                f"{FRAGMENT_ALLOWANCE} plus one per payload byte",
+                code=1009,
+            )
+            return False
+        return True
+
+    def _reset_message(self) -> None:
+        self._text = io.StringIO()
+        self._binary = bytearray()
+        self._message_size = self._payload_bytes = self._fragments = 0
 
     def _message_too_big(self, size: int) -> None:
         self._protocol_error(
@@ -675,8 +717,7 @@ class Session:
             short = reason.encode()[:120].decode(errors="ignore")
             self._out.append(self._ws.send(CloseConnection(code=send_close, reason=short)))
         self._on_finishing()
-        self._parts.clear()
-        self._binary_parts.clear()
+        self._reset_message()
         self._open_deadline = self._close_deadline = None
         self._ping_at = None
         self._pings.clear()

@@ -7,6 +7,7 @@ and no sleeping: time only moves when a test calls ``advance``.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -285,6 +286,38 @@ class FluxPair(LivePair):
             host="localhost",
             config=config if config is not None else Config(),
         )
+
+
+def raw_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None
+) -> bytes:
+    """A WebSocket frame built by hand, so tests can send what wsproto refuses to build."""
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    mask_bit = 0x80 if mask is not None else 0
+    size = len(payload)
+    if size < 126:
+        head += bytes([mask_bit | size])
+    elif size < 1 << 16:
+        head += bytes([mask_bit | 126]) + size.to_bytes(2, "big")
+    else:
+        head += bytes([mask_bit | 127]) + size.to_bytes(8, "big")
+    if mask is not None:
+        head += mask
+        size = len(payload)
+        key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
+        payload = (int.from_bytes(payload, "big") ^ key).to_bytes(size, "big")
+    return head + payload
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return code.to_bytes(2, "big") + reason
+
+
+def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
+    """``data`` cut at the given offsets (any order, duplicates and out-of-range ignored)."""
+    points = sorted({c for c in cuts if 0 < c < len(data)})
+    bounds = [0, *points, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def kinds(events: Iterable[Event]) -> list[str]:

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -48,7 +47,16 @@ from dgproto._events import (
 from dgproto._options import Auth, LiveOptions
 from dgproto._state import State
 
-from .helpers import METADATA_JSON, NET0001_REASON, FakeServer, fixture_text, results_json
+from .helpers import (
+    METADATA_JSON,
+    NET0001_REASON,
+    FakeServer,
+    close_payload,
+    fixture_text,
+    raw_frame,
+    results_json,
+    split_at,
+)
 
 #: States only move forward.
 RANK = {State.IDLE: 0, State.CONNECTING: 1, State.OPEN: 2, State.CLOSING: 3, State.CLOSED: 4}
@@ -72,36 +80,6 @@ def new_client(config: Config | None = None) -> ListenConnection:
         host="localhost",
         config=config if config is not None else Config(),
     )
-
-
-def raw_frame(
-    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None
-) -> bytes:
-    """A WebSocket frame built by hand, so tests can send what wsproto refuses to build."""
-    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    mask_bit = 0x80 if mask is not None else 0
-    size = len(payload)
-    if size < 126:
-        head += bytes([mask_bit | size])
-    elif size < 1 << 16:
-        head += bytes([mask_bit | 126]) + size.to_bytes(2, "big")
-    else:
-        head += bytes([mask_bit | 127]) + size.to_bytes(8, "big")
-    if mask is not None:
-        head += mask
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + payload
-
-
-def close_payload(code: int, reason: bytes = b"") -> bytes:
-    return code.to_bytes(2, "big") + reason
-
-
-def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
-    """``data`` cut at the given offsets (any order, duplicates and out-of-range ignored)."""
-    points = sorted({c for c in cuts if 0 < c < len(data)})
-    bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def check_ending(

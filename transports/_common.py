@@ -10,12 +10,16 @@ trace with the secret redacted.
 **Event buffer policy** (``EventBuffer``), the same in every adapter:
 
 * Events wait for the app in a FIFO. Nothing is ever dropped.
-* Once ``EVENT_QUEUE_SIZE`` events are waiting, the adapter stops reading the socket
-  (TCP backpressure then slows the server) until the app has taken the queue down to
-  ``EVENT_QUEUE_RESUME``. Timers keep running meanwhile, so KeepAlive still goes out
-  and ``finalize_timeout``/``close_timeout`` still fire. One socket read can overshoot
-  the limit by the events in at most ``READ_SIZE`` bytes, so memory stays bounded even
-  for an app that never iterates.
+* Once ``EVENT_QUEUE_SIZE`` events are waiting, or the socket bytes behind the waiting
+  events reach ``EVENT_QUEUE_BYTES`` (4 MiB), the adapter stops reading the socket (TCP
+  backpressure then slows the server) until the app has taken the queue down to
+  ``EVENT_QUEUE_RESUME`` events and ``EVENT_QUEUE_RESUME_BYTES``. The byte bound is what
+  holds for large messages: 256 events of almost 1 MiB each once cost 259 MB. Timers
+  keep running meanwhile, so KeepAlive still goes out and ``finalize_timeout`` /
+  ``close_timeout`` still fire. One socket read can overshoot the limits by the events
+  in at most ``READ_SIZE`` bytes (plus a message still arriving, at most
+  ``Config.max_message_size``), so memory stays bounded even for an app that never
+  iterates.
 * While the app waits in ``finalize()`` or ``close()`` the limit is lifted: those waits
   need the server's replies, are bounded by ``Config.finalize_timeout`` /
   ``Config.close_timeout``, and what the server sends meanwhile is finite (a flush and
@@ -46,14 +50,16 @@ from dgproto._events import (
     HandshakeRejected,
     Metadata,
 )
-from dgproto._options import Auth, LiveOptions
+from dgproto._options import Auth, LiveOptions, redact_query
 from dgproto._state import State
 
 __all__ = [
     "API_KEY_ENV",
     "CLOSE_FLUSH_TIMEOUT",
     "DEFAULT_URL",
+    "EVENT_QUEUE_BYTES",
     "EVENT_QUEUE_RESUME",
+    "EVENT_QUEUE_RESUME_BYTES",
     "EVENT_QUEUE_SIZE",
     "READ_SIZE",
     "Endpoint",
@@ -84,6 +90,12 @@ EVENT_QUEUE_SIZE = 256
 #: Reading resumes once the app has taken the queue down to this many events.
 EVENT_QUEUE_RESUME = EVENT_QUEUE_SIZE // 2
 
+#: Socket bytes behind the waiting events before the adapter stops reading.
+EVENT_QUEUE_BYTES = 4 << 20
+
+#: ... and reading resumes once at most this many bytes are behind them.
+EVENT_QUEUE_RESUME_BYTES = EVENT_QUEUE_BYTES // 2
+
 #: Once the stream is over, our last frame (the close frame) gets this long to reach the
 #: socket before the socket is closed regardless: a peer that stopped reading cannot hold
 #: a ``with`` block open.
@@ -102,7 +114,7 @@ class Endpoint:
     host: str
     port: int
     #: Path plus query, as sent in the request line (the core appends the options).
-    target: str
+    target: str = attrs.field(repr=lambda target: repr(redact_query(target)))
     tls: bool
 
     @property
@@ -248,11 +260,26 @@ class EventBuffer:
     none, on one event loop) and wakes its own waiters after ``push``/``pop``.
     """
 
-    def __init__(self, *, limit: int | None = None, resume: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int | None = None,
+        resume: int | None = None,
+        limit_bytes: int | None = None,
+        resume_bytes: int | None = None,
+    ) -> None:
         self._events: deque[Event] = deque()
+        #: socket bytes behind each queued event, parallel to ``_events``
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
         self._finalizes: deque[FinalizeSlot] = deque()
         self._limit = EVENT_QUEUE_SIZE if limit is None else limit
         self._resume = EVENT_QUEUE_RESUME if resume is None else resume
+        self._limit_bytes = EVENT_QUEUE_BYTES if limit_bytes is None else limit_bytes
+        self._resume_bytes = EVENT_QUEUE_RESUME_BYTES if resume_bytes is None else resume_bytes
+        #: the core whose ``bytes_received`` was last read, and that reading
+        self._source: ListenConnection | None = None
+        self._seen = 0
         self._lifts = 0
         self._paused = False
         self._finished = False
@@ -263,13 +290,20 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self._events)
 
-    def push(self, event: Event) -> None:
-        """Queue ``event`` for the app and note what waiters care about.
+    @property
+    def queued_bytes(self) -> int:
+        """Socket bytes behind the events waiting for the app."""
+        return self._bytes
+
+    def push(self, event: Event, size: int = 0) -> None:
+        """Queue ``event`` (``size`` socket bytes behind it) and note what waiters care about.
 
         The core emits exactly one ``FinalizeComplete`` per ``finalize()``, in call order,
         so the oldest slot is the one this completion answers.
         """
         self._events.append(event)
+        self._sizes.append(size)
+        self._bytes += size
         if isinstance(event, FinalizeComplete):
             if self._finalizes:
                 self._finalizes.popleft().result = event
@@ -281,12 +315,25 @@ class EventBuffer:
             self.rejected = event
 
     def collect(self, conn: ListenConnection, trace: WireTrace) -> bool:
-        """Move every event the core has queued into the buffer; True if there were any."""
+        """Move every event the core has queued into the buffer; True if there were any.
+
+        The bytes read since the last collect are charged to the last event moved: a
+        message's bytes may span reads, so until an event comes they wait uncharged (at
+        most one message, bounded by ``Config.max_message_size``).
+        """
+        if conn is not self._source:  # a new core (a reconnect) counts from zero
+            self._source, self._seen = conn, 0
         moved = False
         while (event := conn.next_event()) is not None:
             trace.event(event)
             self.push(event)
             moved = True
+        if moved:
+            received = conn.bytes_received
+            size = received - self._seen
+            self._seen = received
+            self._sizes[-1] += size
+            self._bytes += size
         return moved
 
     def pop(self) -> Event | None:
@@ -294,6 +341,7 @@ class EventBuffer:
         if not self._events:
             return None
         event = self._events.popleft()
+        self._bytes -= self._sizes.popleft()
         if isinstance(event, Closed):
             self._finished = True
         return event
@@ -323,9 +371,9 @@ class EventBuffer:
         if self._lifts:
             self._paused = False
         elif self._paused:
-            self._paused = len(self._events) > self._resume
+            self._paused = len(self._events) > self._resume or self._bytes > self._resume_bytes
         else:
-            self._paused = len(self._events) >= self._limit
+            self._paused = len(self._events) >= self._limit or self._bytes >= self._limit_bytes
         return not self._paused
 
 
@@ -400,9 +448,14 @@ def _http_head(data: bytes | bytearray) -> bytes:
 
 
 def redact_request(data: bytes | bytearray) -> str:
-    """The head of an HTTP upgrade request with every credential header value masked."""
-    head = _http_head(data)
-    return _SECRET_HEADER.sub(lambda m: m.group(1) + b": <redacted>", head).decode("latin-1")
+    """The head of an HTTP upgrade request with every credential header value masked,
+    and the ``callback`` URL's credentials (``user:password@``, query values) too."""
+    head = _SECRET_HEADER.sub(lambda m: m.group(1) + b": <redacted>", _http_head(data))
+    line, newline, rest = head.decode("latin-1").partition("\n")
+    words = line.split(" ")  # GET <target> HTTP/1.1
+    if len(words) == 3:
+        words[1] = redact_query(words[1])
+    return " ".join(words) + newline + rest
 
 
 class WireTrace:

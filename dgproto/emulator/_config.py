@@ -144,5 +144,9 @@ class EmulatorConfig:
     max_message_size: int = attrs.field(default=64 * 1024, validator=_positive_int)
     """Largest client text message; larger ones are refused with close 1009. Client control
     messages are tiny; this bounds memory."""
+    max_channels: int = attrs.field(default=64, validator=_positive_int)
+    """Largest ``channels`` a request may ask for; more gets HTTP 400
+    ``INVALID_QUERY_PARAMETER``. Each channel (with ``multichannel=true``) runs its own
+    recognizer, so this bounds what one request can cost everyone else on the server."""
     message_log_limit: int = attrs.field(default=1000, validator=_positive_int)
     """How many client text messages ``received_text_messages`` keeps (oldest dropped)."""

@@ -48,6 +48,7 @@ from wsproto.events import (
 from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from dgproto._flux_options import FluxOptions
+from dgproto._fragments import too_fragmented
 from dgproto._options import LiveOptions
 
 from . import _wire as wire
@@ -175,7 +176,9 @@ class EmulatorConnection:
         self._ping_deadline: float | None = None
         self._text_parts: list[str] = []
         self._text_size = 0
+        self._text_frames = 0
         self._binary_size = 0
+        self._binary_frames = 0
         self._sha256 = hashlib.sha256()
         self._pcm: PcmDecoder | None = None
         self._sample_rate = 1
@@ -319,6 +322,10 @@ class EmulatorConnection:
         self._transport_closed = True
         self.state = EmulatorState.CLOSED
         self._outbox.clear()
+        # A finished session is kept for introspection (``dgproto serve`` keeps the last
+        # 64): drop what only a live one needs, the per-channel recognizers above all.
+        self._transcribers = {}
+        self._text_parts.clear()
 
     def _drop(self) -> None:
         self._close_transport()
@@ -457,6 +464,7 @@ class EmulatorConnection:
             faults=self.faults,
             fault_header=config.fault_header,
             flux_path=config.flux_path,
+            max_channels=config.max_channels,
         )
         if isinstance(decision, Accept):
             self._accept(decision, now)
@@ -601,34 +609,47 @@ class EmulatorConnection:
     def _on_text_frame(self, event: TextMessage, now: float) -> None:
         self._activity(now)
         self._text_size += len(event.data.encode("utf-8"))
+        self._text_frames += 1
         if self._text_size > self.config.max_message_size:
-            self._text_parts.clear()
-            self._out += self._ws.send(
-                CloseConnection(code=1009, reason="Message too big for the emulator")
-            )
-            self.close_sent = (1009, "Message too big for the emulator")
-            self._close_transport()
+            self._refuse_message("Message too big for the emulator")
+            return
+        if too_fragmented(self._text_frames, self._text_size):
+            self._refuse_message("Message split into too many frames")
             return
         self._text_parts.append(event.data)
         if event.message_finished:
             text = "".join(self._text_parts)
             self._text_parts.clear()
-            self._text_size = 0
+            self._text_size = self._text_frames = 0
             self._on_text(text, now)
 
     def _on_binary_frame(self, event: BytesMessage, now: float) -> None:
         self._activity(now)
-        if self.state is not EmulatorState.OPEN:
-            return
         data = bytes(event.data)
         self._binary_size += len(data)
-        if data:
+        self._binary_frames += 1
+        if too_fragmented(self._binary_frames, self._binary_size):
+            self._refuse_message("Message split into too many frames")
+            return
+        if data and self.state is EmulatorState.OPEN:
             self._on_audio(data, now)
         if event.message_finished:
             empty = self._binary_size == 0
-            self._binary_size = 0
-            if empty:  # the deprecated way to say CloseStream
+            self._binary_size = self._binary_frames = 0
+            if empty and self.state is EmulatorState.OPEN:  # the deprecated CloseStream
                 self._close_stream(now)
+
+    def _refuse_message(self, reason: str) -> None:
+        """Close with 1009 and hang up: a message too big or too fragmented to hold.
+
+        After the emulator's own close (NET-0001, CloseStream) it only hangs up: a second
+        close frame is not allowed.
+        """
+        self._text_parts.clear()
+        if self._ws.state is ConnectionState.OPEN:
+            self._out += self._ws.send(CloseConnection(code=1009, reason=reason))
+            self.close_sent = (1009, reason)
+        self._close_transport()
 
     def _on_audio(self, data: bytes, now: float) -> None:
         assert self._pcm is not None

@@ -8,6 +8,7 @@ wrong shape (JS SDK v4's ``processors``) finds out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,8 @@ CONFIGURE_FEATURES = (
     "filler_words",
     "dictation",
 )
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _ONES = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -71,7 +74,13 @@ def check_configure(message: Mapping[str, Any]) -> tuple[str, str] | None:
             return ("INVALID_FEATURE_VALUE", f"Feature {name!r} must be true or false.")
     keyterms = message.get("keyterms")
     if keyterms is not None and (
-        not isinstance(keyterms, list) or not all(isinstance(k, str) and k for k in keyterms)
+        not isinstance(keyterms, list) or not all(_is_keyterm(k) for k in keyterms)
     ):
         return ("INVALID_KEYTERMS", "Configure 'keyterms' must be a list of non-empty strings.")
     return None
+
+
+def _is_keyterm(value: object) -> bool:
+    """A non-empty str that is text: JSON can spell a lone surrogate (``"\\ud800"``),
+    which no UTF-8 reply could echo back."""
+    return isinstance(value, str) and bool(value) and not _SURROGATE.search(value)

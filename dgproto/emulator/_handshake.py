@@ -128,8 +128,14 @@ def evaluate(
     faults: FaultPlan,
     fault_header: str | None,
     flux_path: str | None = None,
+    max_channels: int,
 ) -> Accept | Reject:
-    """Decide one upgrade request (``target`` is the path with its query)."""
+    """Decide one upgrade request (``target`` is the path with its query).
+
+    ``channels`` above ``max_channels`` is refused before anything is built for it: each
+    transcribed channel costs memory and CPU, and one request asking for 100,000 once
+    stalled every other client of ``dgproto serve`` for seconds.
+    """
     request_path, _, query = target.partition("?")
     kind: type[LiveOptions] | type[FluxOptions] = LiveOptions
     if request_path == flux_path:
@@ -160,6 +166,16 @@ def evaluate(
             status=400,
             err_code="INVALID_QUERY_PARAMETER",
             err_msg=f"Failed to deserialize query parameters: {message}",
+        )
+    channels = options.channels if isinstance(options, LiveOptions) else None
+    if channels is not None and channels > max_channels:
+        return Reject(
+            status=400,
+            err_code="INVALID_QUERY_PARAMETER",
+            err_msg=(
+                "Failed to deserialize query parameters: channels must be at most "
+                f"{max_channels} on this server, got {channels}"
+            ),
         )
     problem = _server_rules(options)
     if problem is not None:
