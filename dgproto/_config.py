@@ -51,6 +51,7 @@ class Config:
     Deepgram answers Finalize with ``from_finalize: true`` results only "when there is a
     noticeable amount of audio buffered"; with little or none, no reply ever comes. The
     ``FinalizeComplete`` then reports ``reason="timeout"`` instead of leaving you waiting.
+    ``/v1/listen`` only: Flux has no Finalize.
     """
 
     close_timeout: float | None = attrs.field(default=10.0, validator=_positive_or_none)
@@ -73,8 +74,9 @@ class Config:
     ping_interval: float | None = attrs.field(default=None, validator=_positive_or_none)
     """Send a WebSocket ping this often to detect a dead peer (off by default).
 
-    Deepgram's docs rely on the JSON KeepAlive, not pings, to keep a stream alive; pings
-    only add dead-connection detection on networks that drop silently.
+    Deepgram's docs rely on the JSON KeepAlive, not pings, to keep a ``/v1/listen`` stream
+    alive; pings only add dead-connection detection on networks that drop silently. Flux
+    has no KeepAlive and idles on pings: ``FluxConnection`` without a ``config`` uses 5 s.
     """
 
     ping_timeout: float | None = attrs.field(default=20.0, validator=_positive_or_none)
