@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1
 # The sans-I/O core and the pure emulator core must be fully covered by the tests.
 CORE_COVERAGE := dgproto/_*.py,dgproto/emulator/*.py
 
-.PHONY: test demo lint typecheck bench clean
+.PHONY: test demo lint typecheck bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint typecheck
 
 demo: $(STAMP)
 	$(BIN)/python -m dgproto demo
+
+# Fuzz both cores for FUZZ_SECONDS each (default 60); prints inputs tried, rate, findings.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m tests.fuzzing
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

@@ -177,10 +177,14 @@ def mutated_json(src: Source, bases: Sequence[str]) -> bytes:
         data = data[: src.integer(0, len(data) - 1)]
     elif mode == 8:  # a byte that may not be UTF-8
         at = src.integer(0, len(data))
-        data = data[:at] + bytes([src.integer(0x80, 0xFF)]) + data[at:]
+        data = _insert_byte(data, at, src.integer(0x80, 0xFF))
     elif mode == 9:
         data = src.binary(64)
     return data
+
+
+def _insert_byte(data: bytes, at: int, byte: int) -> bytes:
+    return data[:at] + bytes([byte]) + data[at:]
 
 
 def _cuts(src: Source) -> list[int]:
@@ -299,7 +303,7 @@ def render_handshake(handshake: tuple[str, Any], request: bytes) -> bytes:
         if params is not None:
             at, byte = params
             at = at * len(head) >> 16
-            head = head[:at] + bytes([byte]) + head[at:]
+            head = _insert_byte(head, at, byte)
         return head + b"\r\n"
     if kind == "reject":
         status, body, length, header_byte = params
@@ -457,7 +461,7 @@ def emulator_case(src: Source) -> EmulatorCase:
     request = f"{method} {path}?{query} HTTP/1.1\r\n".encode() + b"\r\n".join(headers) + b"\r\n\r\n"
     if deviation == 4:
         at = src.integer(0, len(request))
-        request = request[:at] + bytes([src.integer(0, 255)]) + request[at:]
+        request = _insert_byte(request, at, src.integer(0, 255))
     elif deviation == 5:
         request = src.binary(120)
     mask = bytes([src.integer(0, 255) for _ in range(4)])

@@ -35,7 +35,8 @@ def test_1_deeply_nested_rejection_body_is_a_rejection_not_a_recursion_error() -
     rejected, closed = events
     assert isinstance(rejected, HandshakeRejected)
     assert (rejected.status_code, rejected.err_code, rejected.body) == (400, None, body)
-    assert isinstance(closed, Closed) and pair.client.state is State.CLOSED
+    assert isinstance(closed, Closed)
+    assert pair.client.state is State.CLOSED
 
 
 def _101(header_line: bytes) -> bytes:
@@ -65,7 +66,8 @@ def test_2_non_ascii_byte_in_an_eof_delimited_rejection_still_reports_it() -> No
     client.receive_data(b"HTTP/1.1 500 Oops\r\n\r\npartial body", now=0)
     client.receive_eof(now=1)
     rejected, closed = client.events()
-    assert isinstance(rejected, HandshakeRejected) and rejected.body == b"partial body"
+    assert isinstance(rejected, HandshakeRejected)
+    assert rejected.body == b"partial body"
     assert isinstance(closed, Closed)
 
 
@@ -81,7 +83,9 @@ def test_4_empty_continuation_flood_ends_with_1009_in_bounded_cpu(opcode: int) -
     pair.client.receive_data(flood, now=1)
     spent = time.process_time() - started
     closed = pair.client.closed
-    assert closed is not None and closed.code == 1009 and closed.initiator == "client"
+    assert closed is not None
+    assert closed.code == 1009
+    assert closed.initiator == "client"
     assert "frames" in closed.reason
     assert spent < 1.0  # was 10-14 s for 2 MiB; now ~1,000 frames are parsed, then it stops
     pair.pump()
@@ -95,7 +99,8 @@ def test_4_the_bound_is_proportional_a_byte_per_frame_still_passes() -> None:
     assert len(text) > FRAGMENT_ALLOWANCE
     pair.server.send_text(text, fragment=1)
     (results,) = pair.pump()
-    assert isinstance(results, Results) and results.transcript.startswith("one character")
+    assert isinstance(results, Results)
+    assert results.transcript.startswith("one character")
     # ... and exactly at the allowance: the first 1,024 frames may carry nothing.
     pair.client.receive_data(_flood(0x1, FRAGMENT_ALLOWANCE - 1) + raw_frame(0x0, b"{}"), now=1)
     (event,) = pair.pump()
@@ -108,7 +113,8 @@ def test_4_fragments_are_joined_as_they_come_and_reset_after_each_message() -> N
     pair.server.send_text(json.dumps({"type": "Wibble", "pad": "é" * 300}), fragment=3)
     pair.server.send_binary(b"x")
     (unknown, malformed) = pair.pump()
-    assert isinstance(unknown, UnknownMessage) and unknown.raw["pad"] == "é" * 300
+    assert isinstance(unknown, UnknownMessage)
+    assert unknown.raw["pad"] == "é" * 300
     assert type(malformed).__name__ == "MalformedMessage"
     assert pair.client.state is State.OPEN
 
@@ -120,19 +126,22 @@ def test_6_big_text_after_the_emulators_own_close_just_hangs_up() -> None:
     client = Client(config=EmulatorConfig(idle_timeout=1.0), echo_close=False)
     client.advance(1.5)  # NET-0001: Metadata, then the emulator's close frame
     close = close_of(client)
-    assert close is not None and close.code == 1011
+    assert close is not None
+    assert close.code == 1011
     assert not client.server.should_close_transport  # waiting for the client's echo
     # over max_message_size, after the close (raw: our wsproto client may not send now)
     client.raw(raw_frame(0x1, b"x" * (70 * 1024), mask=b"abcd"))
     assert client.server.should_close_transport
-    assert client.server.close_sent is not None and client.server.close_sent[0] == 1011
+    assert client.server.close_sent is not None
+    assert client.server.close_sent[0] == 1011
 
 
 def test_6_big_text_while_open_still_closes_with_1009() -> None:
     client = Client()
     client.text("x" * (70 * 1024))
     close = close_of(client)
-    assert close is not None and close.code == 1009
+    assert close is not None
+    assert close.code == 1009
 
 
 def test_7_lone_surrogate_keyterm_gets_configure_failure_and_the_session_goes_on() -> None:
@@ -150,7 +159,8 @@ def test_8_channels_over_the_cap_get_a_deepgram_style_400_at_once(channels: int)
     started = time.process_time()
     client = Client(f"{LINEAR16}&channels={channels}&multichannel=true")
     assert time.process_time() - started < 0.5  # was 1.7 s and +100 MB at 100,000
-    assert client.rejected is not None and client.rejected.status_code == 400
+    assert client.rejected is not None
+    assert client.rejected.status_code == 400
     body = client.error_body()
     assert body["err_code"] == "INVALID_QUERY_PARAMETER"
     assert "channels must be at most 64" in body["err_msg"]
@@ -181,7 +191,8 @@ def test_9_empty_continuation_flood_closes_the_emulator_with_1009(opcode: int) -
     client.raw(flood)
     assert time.process_time() - started < 1.0  # was 4.3 s holding 349,505 fragments
     close = close_of(client)
-    assert close is not None and close.code == 1009
+    assert close is not None
+    assert close.code == 1009
     assert client.server.should_close_transport
 
 
@@ -213,7 +224,8 @@ def test_10_redact_callback_hides_userinfo_query_values_and_fragment() -> None:
 def test_10_live_options_repr_hides_the_callbacks_credentials() -> None:
     options = LiveOptions(callback=CALLBACK, model="nova-3")
     text = repr(options)
-    assert "hooks.example:8443/cb" in text and "nova-3" in text
+    assert "hooks.example:8443/cb" in text
+    assert "nova-3" in text
     assert not any(leak in text for leak in LEAKS)
 
 
@@ -226,7 +238,8 @@ def test_10_request_trace_connection_and_endpoint_reprs_hide_the_callback() -> N
     )
     conn.connect(now=0)
     request = conn.data_to_send()
-    assert b"hookpass" in request and b"tok789" in request  # the server does get them
+    assert b"hookpass" in request
+    assert b"tok789" in request
     for text in (redact_request(request), repr(conn), repr(endpoint)):
         assert not any(leak in text for leak in (*LEAKS, "u2", "p2", "tok789", "the-api-key"))
         assert "<redacted>" in text

@@ -94,7 +94,8 @@ def test_3_connect_raises_only_documented_errors_and_logs_nothing_at_error(
         if isinstance(error, HandshakeError):
             assert error.status_code == 400
         else:
-            assert isinstance(error, ConnectionClosedError) and error.closed.code == 1002
+            assert isinstance(error, ConnectionClosedError)
+            assert error.closed.code == 1002
 
     with caplog.at_level(logging.DEBUG):
         driver.run(scenario)
@@ -148,7 +149,8 @@ def test_5_event_queue_is_bounded_by_bytes_yet_loses_nothing(
         assert 4 <= held <= 6
         bigs = [e for e in events if isinstance(e, UnknownMessage)]
         assert [e.raw["index"] for e in bigs] == list(range(COUNT))
-        assert isinstance(events[-1], Closed) and events[-1].code == 1000
+        assert isinstance(events[-1], Closed)
+        assert events[-1].code == 1000
 
     driver.run(scenario)
 
@@ -178,11 +180,13 @@ def test_5_event_buffer_counts_the_socket_bytes_behind_its_events() -> None:
     buffer.pop()  # Connected: its bytes go, the big message's stay
     assert not buffer.reading_allowed()  # still above resume_bytes
     buffer.pop()
-    assert buffer.queued_bytes == 0 and buffer.reading_allowed()
+    assert buffer.queued_bytes == 0
+    assert buffer.reading_allowed()
     # a new core (a reconnect) is counted from its own zero
     other = ListenConnection(host="dg.test")
     other.abort(now=0)
-    assert buffer.collect(other, trace) and buffer.queued_bytes == 0
+    assert buffer.collect(other, trace)
+    assert buffer.queued_bytes == 0
 
 
 # --------------------------------------------------------------------------- #10
@@ -207,6 +211,7 @@ def test_10_debug_wire_trace_never_shows_callback_credentials_or_the_key(
         closed = driver.run(scenario)
     assert closed.clean
     trace = "\n".join(r.getMessage() for r in caplog.records)
-    assert "upgrade request" in trace and "callback=https://<redacted>@hooks.example" in trace
+    assert "upgrade request" in trace
+    assert "callback=https://<redacted>@hooks.example" in trace
     for leak in ("hookuser", "hookpass", "tok123", SECRET):
         assert leak not in trace

@@ -240,8 +240,9 @@ def test_repr_shows_only_set_fields() -> None:
     ("url", "shown"),
     [
         ("https://user:hunter2@example.com/cb", "'https://<redacted>@example.com/cb'"),
-        ("wss://token-only@example.com/x?q=1", "'wss://<redacted>@example.com/x?q=1'"),
-        ("https://example.com/cb?to=a@b", "'https://example.com/cb?to=a@b'"),
+        # query values too: a callback's ?token= is as secret as its userinfo (issue 10)
+        ("wss://token-only@example.com/x?q=1", "'wss://<redacted>@example.com/x?q=<redacted>'"),
+        ("https://example.com/cb?to=a@b", "'https://example.com/cb?to=<redacted>'"),
     ],
 )
 def test_callback_credentials_are_hidden_in_repr(url: str, shown: str) -> None:
