@@ -118,6 +118,9 @@ class _Protocol(asyncio.Protocol):
         moved = self.buffer.collect(conn, self.trace)
         if conn.should_close_transport:
             self._close_transport()
+            # A sender parked on a full buffer must see the Closed now: a dead peer
+            # never drains the buffer, so resume_writing would never come.
+            self.writable.set()
         else:
             self._arm_timer()
             self.update_reading()
