@@ -28,6 +28,8 @@ from ._events import (
     HandshakeRejected,
     MalformedMessage,
     Metadata,
+    Reconnected,
+    Reconnecting,
     Results,
     ServerError,
     SpeechStarted,
@@ -36,6 +38,7 @@ from ._events import (
     Word,
 )
 from ._options import Auth, LiveOptions
+from ._reconnect import ReconnectPolicy
 from ._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
 from ._state import State
 
@@ -59,6 +62,9 @@ __all__ = [
     "LocalProtocolError",
     "MalformedMessage",
     "Metadata",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Reconnecting",
     "RemoteProtocolError",
     "ReplayBuffer",
     "Results",

@@ -370,6 +370,16 @@ class StreamState:
         return self._conn.request_id
 
     @property
+    def request_ids(self) -> list[str | None]:
+        """Every socket's request id: this one's (a reconnecting stream has several)."""
+        return [self._conn.request_id]
+
+    @property
+    def reconnects(self) -> int:
+        """Always 0: a stream without ``reconnect=`` ends with its socket."""
+        return 0
+
+    @property
     def state(self) -> State:
         """``OPEN`` while streaming, ``CLOSING`` after ``close()`` began, then ``CLOSED``."""
         return self._conn.state

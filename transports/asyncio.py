@@ -23,16 +23,18 @@ did not finish it and waits until the socket is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._options import Auth, LiveOptions
+from dgproto._reconnect import ReconnectPolicy, reconnect_policy
 from dgproto._state import State
 
 from ._common import (
@@ -46,8 +48,9 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
 
-__all__ = ["ListenStream", "connect"]
+__all__ = ["ListenStream", "ReconnectingStream", "connect"]
 
 logger = logging.getLogger("dgproto.transports.asyncio")
 
@@ -309,6 +312,18 @@ class ListenStream(StreamState):
             protocol.buffer.unlift()
             protocol.update_reading()
 
+    def post_finalize(self, channel: int | None) -> None:
+        """Send a Finalize without waiting for its answer (for a reconnecting stream)."""
+        if self._conn.state is State.OPEN:
+            self._conn.finalize(channel, now=self._now())
+            self._protocol.transmit()
+
+    def post_close_stream(self) -> None:
+        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
+        if self._conn.state is State.OPEN:
+            self._conn.close_stream(now=self._now())
+            self._protocol.transmit()
+
     async def abort(self) -> Closed:
         """Close now, without draining: a close frame if possible, then the socket.
 
@@ -370,7 +385,8 @@ async def connect(
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
-) -> AsyncIterator[ListenStream]:
+    reconnect: ReconnectPolicy | bool = False,
+) -> AsyncIterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
     Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
@@ -384,9 +400,57 @@ async def connect(
     ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
     ``ConnectionClosedError`` if the server hangs up during the upgrade.
 
+    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
+    replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
+    connect on connection errors and 429/5xx.
+
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
+    policy = reconnect_policy(reconnect)
+    if policy is not None:
+
+        def open_socket() -> AbstractAsyncContextManager[ListenStream]:
+            return _connect_one(
+                options,
+                api_key=api_key,
+                access_token=access_token,
+                auth=auth,
+                url=url,
+                config=config,
+                ssl_context=ssl_context,
+                extra_headers=extra_headers,
+            )
+
+        async with _reconnecting(policy, options, open_socket) as stream:
+            yield stream
+        return
+    async with _connect_one(
+        options,
+        api_key=api_key,
+        access_token=access_token,
+        auth=auth,
+        url=url,
+        config=config,
+        ssl_context=ssl_context,
+        extra_headers=extra_headers,
+    ) as single:
+        yield single
+
+
+@asynccontextmanager
+async def _connect_one(
+    options: LiveOptions | None,
+    *,
+    api_key: str | None,
+    access_token: str | None,
+    auth: Auth | None,
+    url: str,
+    config: Config | None,
+    ssl_context: ssl.SSLContext | None,
+    extra_headers: Sequence[tuple[str, str]],
+) -> AsyncIterator[ListenStream]:
+    """One socket, no reconnect: what ``connect`` does by default."""
     plan = make_plan(
         options,
         api_key=api_key,
@@ -404,3 +468,58 @@ async def connect(
         yield ListenStream(protocol)
     finally:
         await protocol.shutdown()
+
+
+class _Signal:
+    """The reconnecting stream's "something changed" pulse, on asyncio."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def pulse(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        event = self._event
+        if timeout is None:
+            await event.wait()
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    def now(self) -> float:
+        return self._loop.time()
+
+
+class ReconnectingStream(AsyncReconnectingStream):
+    """A ``/v1/listen`` stream on asyncio that survives dropped sockets.
+
+    Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
+    ``request_ids`` and ``reconnects``; iteration also yields ``Reconnecting`` and
+    ``Reconnected``. A background task runs the sockets; it ends with the block.
+    """
+
+
+@asynccontextmanager
+async def _reconnecting(
+    policy: ReconnectPolicy,
+    options: LiveOptions | None,
+    open_socket: Callable[[], AbstractAsyncContextManager[ListenStream]],
+) -> AsyncIterator[ReconnectingStream]:
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
+    loop = asyncio.get_running_loop()
+    stream = ReconnectingStream(session, _Signal(loop), open_socket)
+    opened: asyncio.Future[None] = loop.create_future()
+    task = loop.create_task(stream.supervise(lambda: opened.set_result(None)))
+    try:
+        await asyncio.wait([opened, task], return_when=asyncio.FIRST_COMPLETED)
+        if not opened.done():
+            task.result()  # raises why the first connect failed
+        yield stream
+    finally:
+        session.aborted = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
