@@ -315,34 +315,18 @@ class InnerStream(Protocol):
     def __anext__(self) -> Awaitable[Event]: ...
 
 
-class AsyncReconnectingStream:
-    """A stream that replaces dropped sockets (asyncio and trio); from ``connect``.
+class ReconnectingState:
+    """What every adapter's reconnecting stream exposes, read from its ``Session``."""
 
-    Same calls as the single-socket stream, plus ``request_ids`` and ``reconnects``.
-    Iteration yields ``Reconnecting``/``Reconnected`` among the events, all on one audio
-    clock, and ``Closed`` once, last.
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        signal: Signal,
-        open_socket: Callable[[], AbstractAsyncContextManager[InnerStream]],
-    ) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
-        self._signal = signal
-        self._open_socket = open_socket
         self._buffer = EventBuffer()
-        self._sockets = AsyncExitStack()
-        self._inner: InnerStream | None = None
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} state={self.state.name} request_id={self.request_id}"
-            f" reconnects={self.reconnects}>"
+            f"<{type(self).__module__}.{type(self).__name__} state={self.state.name}"
+            f" request_id={self.request_id} reconnects={self.reconnects}>"
         )
-
-    # -- what the app sees
 
     @property
     def request_id(self) -> str | None:
@@ -352,7 +336,7 @@ class AsyncReconnectingStream:
 
     @property
     def request_ids(self) -> list[str | None]:
-        """Every socket's ``dg-request-id``, oldest first."""
+        """Every socket's ``dg-request-id``, oldest first: quote them in support requests."""
         return list(self._session.request_ids)
 
     @property
@@ -362,6 +346,7 @@ class AsyncReconnectingStream:
 
     @property
     def state(self) -> State:
+        """``OPEN`` (also while reconnecting), ``CLOSING`` after ``close()``, ``CLOSED``."""
         if self._buffer.closed is not None:
             return State.CLOSED
         return State.CLOSING if self._session.closing else State.OPEN
@@ -372,11 +357,40 @@ class AsyncReconnectingStream:
         return self._buffer.closed
 
     def _check(self) -> None:
-        closed = self._buffer.closed or (
-            self._session.last_closed if self._session.aborted else None
-        )
+        """``ConnectionClosedError`` once the stream is over or aborted."""
+        session = self._session
+        closed = self._buffer.closed or (session.last_closed if session.aborted else None)
         if closed is not None:
             raise ConnectionClosedError(closed)
+
+    def _end_anyway(self) -> None:
+        """The supervisor stopped (normally, cancelled, or a bug): nobody may wait forever."""
+        if self._buffer.closed is None:
+            closed = self._session.last_closed or Closed(
+                code=1006, reason="the stream was ended locally", initiator="client"
+            )
+            self._buffer.push(closed)
+
+
+class AsyncReconnectingStream(ReconnectingState):
+    """A stream that replaces dropped sockets (asyncio and trio); from ``connect``.
+
+    Same calls as the single-socket stream, plus ``request_ids`` and ``reconnects``.
+    Iteration yields ``Reconnecting``/``Reconnected`` among the events (and each new
+    socket's ``Connected``), all on one audio clock, and ``Closed`` once, last.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        signal: Signal,
+        open_socket: Callable[[], AbstractAsyncContextManager[InnerStream]],
+    ) -> None:
+        super().__init__(session)
+        self._signal = signal
+        self._open_socket = open_socket
+        self._sockets = AsyncExitStack()
+        self._inner: InnerStream | None = None
 
     async def send_audio(self, chunk: bytes | bytearray | memoryview) -> None:
         """Send audio; during an outage it is kept (``replay_seconds``) and replayed."""
@@ -460,6 +474,8 @@ class AsyncReconnectingStream:
             started()
             await drive_async(self._session.run(), self)
         finally:
+            self._end_anyway()
+            self._signal.pulse()
             await self.op_release()
 
     async def op_open(self) -> str | None:

@@ -408,34 +408,21 @@ async def connect(
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
     policy = reconnect_policy(reconnect)
-    if policy is not None:
-
-        def open_socket() -> AbstractAsyncContextManager[ListenStream]:
-            return _connect_one(
-                options,
-                api_key=api_key,
-                access_token=access_token,
-                auth=auth,
-                url=url,
-                config=config,
-                ssl_context=ssl_context,
-                extra_headers=extra_headers,
-            )
-
-        async with _reconnecting(policy, options, open_socket) as stream:
-            yield stream
+    kwargs: dict[str, Any] = {
+        "api_key": api_key,
+        "access_token": access_token,
+        "auth": auth,
+        "url": url,
+        "config": config,
+        "ssl_context": ssl_context,
+        "extra_headers": extra_headers,
+    }
+    if policy is None:
+        async with _connect_one(options, **kwargs) as single:
+            yield single
         return
-    async with _connect_one(
-        options,
-        api_key=api_key,
-        access_token=access_token,
-        auth=auth,
-        url=url,
-        config=config,
-        ssl_context=ssl_context,
-        extra_headers=extra_headers,
-    ) as single:
-        yield single
+    async with _reconnecting(policy, options, lambda: _connect_one(options, **kwargs)) as stream:
+        yield stream
 
 
 @asynccontextmanager
