@@ -730,7 +730,9 @@ def test_finalize_timeout() -> None:
 
 
 def test_finalize_without_timeout_waits_for_close() -> None:
-    pair = LivePair(config=Config(finalize_timeout=None, keepalive_interval=None, ping_interval=None))
+    pair = LivePair(
+        config=Config(finalize_timeout=None, keepalive_interval=None, ping_interval=None)
+    )
     pair.send_audio(1.0)
     pair.client.finalize(now=0)
     pair.pump()

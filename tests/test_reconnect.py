@@ -69,6 +69,7 @@ def emulator(plans: Sequence[FaultPlan | None]) -> Iterator[ThreadedEmulatorServ
             return make()
 
         server._make_emulator = next_emulator  # type: ignore[method-assign]
+        srv.plans = queue  # type: ignore[attr-defined]
         yield srv
 
 
@@ -136,3 +137,232 @@ def test_reconnect_is_lossless(driver: Driver, fault: str) -> None:
         assert any(isinstance(e, Reconnected) for e in events)
         assert stream.reconnects >= 1
     assert len(stream.request_ids) == stream.reconnects + 1
+
+
+def test_first_connect_never_retries_a_401(driver: Driver) -> None:
+    reject = FaultPlan(reject_status=401)
+    with emulator([reject, None]) as srv:
+
+        async def scenario(d: Driver) -> None:
+            with pytest.raises(HandshakeError) as info:
+                async with d.connect(options=OPTIONS, url=srv.url, config=FAST, reconnect=True):
+                    raise AssertionError("opened")
+            assert info.value.status_code == 401
+
+        driver.run(scenario)
+        assert len(srv.connections) == 1
+
+
+def test_a_401_while_reconnecting_gives_up_at_once(driver: Driver) -> None:
+    plans = [FAULTS["fin"], FaultPlan(reject_status=401)]
+    with emulator(plans) as srv:
+        stream, closed, events = driver.run(lambda d: stream_all(d, srv.url))
+        assert len(srv.connections) == 2
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.count("Reconnecting") == 1 and "Reconnected" not in kinds
+    assert closed.code == 1006 and closed.initiator == "transport"
+    assert events[-1] is closed and stream.closed is closed
+    assert stream.reconnects == 0 and len(stream.request_ids) == 1
+
+
+def test_finalize_across_an_outage_completes_once(driver: Driver) -> None:
+    reference = reference_words()
+    with emulator([FaultPlan(drop_after_messages=1)]) as srv:
+
+        async def scenario(d: Driver) -> Any:
+            async with d.connect(
+                options=OPTIONS, url=srv.url, config=FAST, reconnect=POLICY
+            ) as stream:
+                for i in range(0, len(AUDIO), CHUNK):
+                    await stream.send_audio(AUDIO[i : i + CHUNK])
+                done = await stream.finalize()
+                closed = await stream.close()
+                return stream, done, closed, await d.collect(stream)
+
+        stream, done, closed, events = driver.run(scenario)
+    assert done.reason in ("from_finalize", "covered")
+    assert [e for e in events if isinstance(e, FinalizeComplete)] == [done]
+    check_lossless(stream, closed, events, reference)
+    assert stream.reconnects >= 1
+
+
+def test_a_policy_that_gives_up_ends_with_the_last_closed(driver: Driver) -> None:
+    policy = ReconnectPolicy(initial_delay=0.01, jitter=0.0, max_attempts=2)
+    plans = [FAULTS["fin"]] + [FaultPlan(reject_status=503)] * 2
+    with emulator(plans) as srv:
+        stream, closed, events = driver.run(lambda d: stream_all(d, srv.url, policy=policy))
+    attempts = [e.attempt for e in events if isinstance(e, Reconnecting)]
+    assert attempts == [1, 2]
+    assert closed.code == 1006 and events[-1] is closed and stream.closed is closed
+
+
+def test_abort_and_leaving_the_block_during_backoff_leak_nothing(driver: Driver) -> None:
+    from .adapter_drivers import open_fds
+
+    policy = ReconnectPolicy(initial_delay=30.0, jitter=0.0)
+    drop_soon = FaultPlan(drop_after_seconds=0.05)
+    with emulator([drop_soon]) as srv:
+
+        async def scenario(d: Driver) -> Any:
+            before = open_fds(), d.tasks()
+            for _ in range(3):
+                async with d.connect(
+                    options=OPTIONS, url=srv.url, config=FAST, reconnect=policy
+                ) as stream:
+                    seen = []
+                    async for event in stream:
+                        seen.append(event)
+                        if isinstance(event, Reconnecting):
+                            break
+                    started = time.monotonic()
+                    closed = await stream.abort()
+                    assert time.monotonic() - started < 1.0
+                    assert closed.code == 1006
+                    with pytest.raises(ConnectionClosedError):
+                        await stream.send_audio(b"\0\0")
+                srv.plans.append(drop_soon)  # type: ignore[attr-defined]
+            return before, (open_fds(), d.tasks())
+
+        (fds, tasks), (fds_after, tasks_after) = driver.run(scenario)
+    assert fds_after <= fds and tasks_after <= tasks
+    assert not [t for t in __import__("threading").enumerate() if t.name.startswith("dgproto-sync")]
+
+
+def test_without_reconnect_a_silent_peer_unblocks_every_call(driver: Driver) -> None:
+    """A server that completes the upgrade, then neither reads nor answers: the sender
+    blocks on the full socket, and the ping timeout ends the stream and wakes it."""
+    import socket
+    import threading
+
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        ws = WSConnection(ConnectionType.SERVER)
+        while True:
+            ws.receive_data(conn.recv(65536))
+            if any(isinstance(e, Request) for e in ws.events()):
+                break
+        conn.sendall(ws.send(AcceptConnection()))
+        stop.wait(10)  # never reads again
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
+    config = Config(ping_interval=0.2, ping_timeout=0.3, keepalive_interval=None)
+    try:
+
+        async def scenario(d: Driver) -> Any:
+            async with d.connect(options=OPTIONS, url=url, config=config) as stream:
+                started = time.monotonic()
+                with pytest.raises(ConnectionClosedError) as info:
+                    while time.monotonic() - started < 8:
+                        await stream.send_audio(bytes(64 * 1024))
+                elapsed = time.monotonic() - started
+                closed = await stream.close()
+                return info.value.closed, closed, elapsed
+
+        raised, closed, elapsed = driver.run(scenario)
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert raised == closed
+    assert (closed.code, closed.initiator, closed.retryable) == (1006, "timeout", True)
+    assert elapsed < 3.0
+
+
+def test_trio_default_config_detects_a_silent_peer_within_20_s() -> None:
+    """Default ``Config`` (pings on) on trio's virtual clock: the silent emulator is
+    noticed at most ping_interval + ping_timeout = 15 s after it went quiet."""
+    import trio
+    import trio.testing
+
+    from dgproto.transports import trio as trio_adapter
+
+    with emulator([FaultPlan(stall_after_seconds=0)]) as srv:
+
+        async def main() -> tuple[Closed, float]:
+            async with trio_adapter.connect(OPTIONS, url=srv.url) as stream:
+                started = trio.current_time()
+                events = [e async for e in stream]
+                assert isinstance(events[-1], Closed)
+                return events[-1], trio.current_time() - started
+
+        closed, elapsed = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+    assert (closed.code, closed.initiator, closed.retryable) == (1006, "timeout", True)
+    assert elapsed <= 20.0
+
+
+#: Soak runs per adapter; ``DGPROTO_SOAK_RUNS`` raises it (e.g. 1000 for a long soak).
+SOAK_RUNS = int(os.environ.get("DGPROTO_SOAK_RUNS", "70"))
+SOAK_TEXT = "alpha bravo charlie delta echo foxtrot"
+SOAK_AUDIO = synthesize(SOAK_TEXT)
+SOAK_POLICY = ReconnectPolicy(initial_delay=0.005, max_delay=0.02, jitter=0.5, max_attempts=6)
+SOAK_CONFIG = Config(
+    keepalive_interval=0.2, open_timeout=3.0, close_timeout=3.0, ping_interval=0.1, ping_timeout=0.2
+)
+
+
+def soak_fault(rng: random.Random) -> FaultPlan:
+    """One random way for a socket to end early (a drop point)."""
+    kind = rng.choice(["fin", "fin", "close", "time", "reject", "stall"])
+    if kind == "fin":
+        return FaultPlan(drop_after_messages=rng.randint(0, 4))
+    if kind == "close":
+        code, reason = rng.choice([(1011, "NET-0001"), (1011, "NET-0000"), (1012, ""), (1001, "")])
+        return FaultPlan(
+            close_after_messages=rng.randint(0, 4), close_code=code, close_reason=reason
+        )
+    if kind == "time":
+        return FaultPlan(drop_after_seconds=rng.uniform(0, 0.1))
+    if kind == "reject":
+        return FaultPlan(reject_status=rng.choice([429, 500, 502, 503]))
+    return FaultPlan(stall_after_messages=rng.randint(1, 3))
+
+
+def test_seeded_random_soak_loses_and_duplicates_no_word(driver: Driver) -> None:
+    """Random drop points, random outages of 0-2 sockets in a row: every run's
+    transcript is the text, each word once, and timestamps keep increasing."""
+    seed = int(os.environ.get("DGPROTO_SOAK_SEED", "9"))
+    rng = random.Random(f"{seed}-{driver.name}")
+    expected = SOAK_TEXT.split()
+    lost = duplicated = 0
+    with emulator([]) as srv:
+        queue: list[FaultPlan | None] = srv.plans  # type: ignore[attr-defined]
+
+        async def scenario(d: Driver) -> int:
+            nonlocal lost, duplicated
+            reconnects = 0
+            for run in range(SOAK_RUNS):
+                queue[:] = [soak_fault(rng) for _ in range(rng.choice([0, 1, 1, 2]))]
+                chunk = rng.choice([640, 3200, 8000])
+                async with d.connect(
+                    options=OPTIONS, url=srv.url, config=SOAK_CONFIG, reconnect=SOAK_POLICY
+                ) as stream:
+                    for i in range(0, len(SOAK_AUDIO), chunk):
+                        await stream.send_audio(SOAK_AUDIO[i : i + chunk])
+                    closed = await stream.close()
+                    events = await d.collect(stream)
+                words = [w for w, _, _ in spoken(events)]
+                lost += sum(1 for w in expected if w not in words)
+                duplicated += len(words) - len(set(words))
+                starts = [s for _, s, _ in spoken(events)]
+                assert words == expected, (run, words, queue)
+                assert starts == sorted(starts), run
+                # a drop after the Metadata is no loss: Deepgram had flushed everything
+                assert closed.metadata is not None and events[-1] is closed, (run, closed)
+                reconnects += stream.reconnects
+            return reconnects
+
+        started = time.monotonic()
+        reconnects = driver.run(scenario)
+        elapsed = time.monotonic() - started
+    assert (lost, duplicated) == (0, 0)
+    assert reconnects > SOAK_RUNS // 3  # the faults really happened
+    print(f"soak {driver.name}: {SOAK_RUNS} runs, {reconnects} reconnects, {elapsed:.1f} s")

@@ -115,7 +115,9 @@ REJECT_401 = HandshakeError(HandshakeRejected(status_code=401))
 
 
 def test_first_connect_retries_503_and_connection_errors_never_401() -> None:
-    session = Session(ReconnectPolicy(jitter=0, initial_delay=0.1), LISTEN_RESUME.replay(OPTIONS, 1))
+    session = Session(
+        ReconnectPolicy(jitter=0, initial_delay=0.1), LISTEN_RESUME.replay(OPTIONS, 1)
+    )
     script = Script([REJECT_503, ConnectionRefusedError(), "req-1"], [])
     run(drive_async(session.open_first(), script))
     assert [e[0] for e in script.log] == ["open", "sleep", "open", "sleep", "open"]
