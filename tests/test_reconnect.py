@@ -8,7 +8,6 @@ equal the synthesized text, each word once, on one audio clock.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import random
 import time
@@ -25,9 +24,9 @@ from dgproto import (
     FinalizeComplete,
     HandshakeError,
     LiveOptions,
-    ReconnectPolicy,
     Reconnected,
     Reconnecting,
+    ReconnectPolicy,
     Results,
 )
 from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
@@ -96,10 +95,13 @@ async def stream_all(d: Driver, url: str, *, policy: Any = POLICY, pace: float =
 def check_lossless(stream: Any, closed: Closed, events: list[Event], reference: Any) -> None:
     words = spoken(events)
     assert [w for w, _, _ in words] == WORDS
-    for (w, s, e), (rw, rs, re_) in zip(words, reference, strict=True):
-        assert abs(s - rs) <= 0.02 and abs(e - re_) <= 0.02, (w, s, rs)
-    assert closed.code == 1000 and closed.metadata is not None
-    assert isinstance(events[-1], Closed) and sum(isinstance(e, Closed) for e in events) == 1
+    for (w, s, e), (_rw, rs, re_) in zip(words, reference, strict=True):
+        assert abs(s - rs) <= 0.02, (w, s, rs)
+        assert abs(e - re_) <= 0.02, (w, e, re_)
+    assert closed.code == 1000
+    assert closed.metadata is not None
+    assert isinstance(events[-1], Closed)
+    assert sum(isinstance(e, Closed) for e in events) == 1
     assert stream.closed == closed
 
 
@@ -159,10 +161,14 @@ def test_a_401_while_reconnecting_gives_up_at_once(driver: Driver) -> None:
         stream, closed, events = driver.run(lambda d: stream_all(d, srv.url))
         assert len(srv.connections) == 2
     kinds = [type(e).__name__ for e in events]
-    assert kinds.count("Reconnecting") == 1 and "Reconnected" not in kinds
-    assert closed.code == 1006 and closed.initiator == "transport"
-    assert events[-1] is closed and stream.closed is closed
-    assert stream.reconnects == 0 and len(stream.request_ids) == 1
+    assert kinds.count("Reconnecting") == 1
+    assert "Reconnected" not in kinds
+    assert closed.code == 1006
+    assert closed.initiator == "transport"
+    assert events[-1] is closed
+    assert stream.closed is closed
+    assert stream.reconnects == 0
+    assert len(stream.request_ids) == 1
 
 
 def test_finalize_across_an_outage_completes_once(driver: Driver) -> None:
@@ -193,7 +199,9 @@ def test_a_policy_that_gives_up_ends_with_the_last_closed(driver: Driver) -> Non
         stream, closed, events = driver.run(lambda d: stream_all(d, srv.url, policy=policy))
     attempts = [e.attempt for e in events if isinstance(e, Reconnecting)]
     assert attempts == [1, 2]
-    assert closed.code == 1006 and events[-1] is closed and stream.closed is closed
+    assert closed.code == 1006
+    assert events[-1] is closed
+    assert stream.closed is closed
 
 
 def test_abort_and_leaving_the_block_during_backoff_leak_nothing(driver: Driver) -> None:
@@ -224,7 +232,8 @@ def test_abort_and_leaving_the_block_during_backoff_leak_nothing(driver: Driver)
             return before, (open_fds(), d.tasks())
 
         (fds, tasks), (fds_after, tasks_after) = driver.run(scenario)
-    assert fds_after <= fds and tasks_after <= tasks
+    assert fds_after <= fds
+    assert tasks_after <= tasks
     assert not [t for t in __import__("threading").enumerate() if t.name.startswith("dgproto-sync")]
 
 
@@ -260,9 +269,13 @@ def test_without_reconnect_a_silent_peer_unblocks_every_call(driver: Driver) -> 
         async def scenario(d: Driver) -> Any:
             async with d.connect(options=OPTIONS, url=url, config=config) as stream:
                 started = time.monotonic()
-                with pytest.raises(ConnectionClosedError) as info:
+
+                async def flood() -> None:
                     while time.monotonic() - started < 8:
                         await stream.send_audio(bytes(64 * 1024))
+
+                with pytest.raises(ConnectionClosedError) as info:
+                    await flood()
                 elapsed = time.monotonic() - started
                 closed = await stream.close()
                 return info.value.closed, closed, elapsed
@@ -356,7 +369,8 @@ def test_seeded_random_soak_loses_and_duplicates_no_word(driver: Driver) -> None
                 assert words == expected, (run, words, queue)
                 assert starts == sorted(starts), run
                 # a drop after the Metadata is no loss: Deepgram had flushed everything
-                assert closed.metadata is not None and events[-1] is closed, (run, closed)
+                assert closed.metadata is not None, (run, closed)
+                assert events[-1] is closed
                 reconnects += stream.reconnects
             return reconnects
 

@@ -14,9 +14,8 @@ from dgproto import (
     HandshakeError,
     HandshakeRejected,
     LiveOptions,
-    ReconnectPolicy,
     Reconnected,
-    Reconnecting,
+    ReconnectPolicy,
     ReplayBuffer,
 )
 from dgproto._reconnect import reconnect_policy
@@ -121,7 +120,8 @@ def test_first_connect_retries_503_and_connection_errors_never_401() -> None:
     script = Script([REJECT_503, ConnectionRefusedError(), "req-1"], [])
     run(drive_async(session.open_first(), script))
     assert [e[0] for e in script.log] == ["open", "sleep", "open", "sleep", "open"]
-    assert session.request_ids == ["req-1"] and session.live
+    assert session.request_ids == ["req-1"]
+    assert session.live
     for refusal in (REJECT_401, ValueError("bad url")):
         session = Session(ReconnectPolicy(), LISTEN_RESUME.replay(OPTIONS, 1))
         with pytest.raises(type(refusal)):
@@ -138,7 +138,8 @@ def test_outage_replays_resends_finalize_and_configure_then_gives_up_on_401() ->
     policy = ReconnectPolicy(jitter=0, initial_delay=0.1, max_attempts=3, replay_seconds=0.5)
     session = Session(policy, LISTEN_RESUME.replay(OPTIONS, policy.replay_seconds))
     run(drive_async(session.open_first(), Script(["a"], [])))
-    assert session.configure(["kw"], None) and session.finalize(None)
+    assert session.configure(["kw"], None)
+    assert session.finalize(None)
     assert session.audio(b"\0" * 16000)  # 0.5 s sent live: the whole replay
     closed_finalize = FinalizeComplete(channel=None, reason="closed")
     script = Script(
@@ -170,7 +171,8 @@ def test_outage_replays_resends_finalize_and_configure_then_gives_up_on_401() ->
         attempt=1, request_id="b", replayed_seconds=0.5, dropped_seconds=0.25
     )
     assert emitted[-2] == closed_finalize
-    assert session.reconnects == 1 and session.request_ids == ["a", "b"]
+    assert session.reconnects == 1
+    assert session.request_ids == ["a", "b"]
 
 
 def test_give_up_after_max_attempts_ends_pending_finalizes_then_closed() -> None:
@@ -184,7 +186,8 @@ def test_give_up_after_max_attempts_ends_pending_finalizes_then_closed() -> None
     kinds = [type(e).__name__ for e in emitted]
     assert kinds == ["Reconnecting", "Reconnecting", "FinalizeComplete", "Closed"]
     assert emitted[2] == FinalizeComplete(channel=0, reason="closed")
-    assert emitted[-1] is DROP and session.last_closed is DROP
+    assert emitted[-1] is DROP
+    assert session.last_closed is DROP
 
 
 def test_401_while_reconnecting_and_abort_end_at_once() -> None:
@@ -207,7 +210,8 @@ def test_closing_during_an_outage_sends_close_stream_after_the_replay() -> None:
     run(drive_async(session.open_first(), Script(["a"], [])))
     session.live = False  # as after a drop
     assert not session.audio(b"\1\0" * 100)
-    assert not session.close() and not session.close()
+    assert not session.close()
+    assert not session.close()
     script = Script(["b"], [DROP, DONE])
     run(drive_async(session.run(), script))
     ops = [e[0] for e in script.log]
