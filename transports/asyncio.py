@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -48,6 +49,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
 
 __all__ = ["ListenStream", "ReconnectingStream", "connect"]
@@ -353,25 +355,46 @@ class ListenStream(StreamState):
 
 
 async def _open_connection(plan: Plan, protocol: _Protocol) -> None:
-    """DNS, TCP and TLS, then the upgrade; all of it within ``Config.open_timeout``."""
+    """DNS, TCP (through the proxy, if any) and TLS, then the upgrade; all of it within
+    ``Config.open_timeout``."""
     loop = protocol.loop
     endpoint = plan.endpoint
     timeout = plan.conn.config.open_timeout
+    tls: dict[str, Any] = {
+        "ssl": plan.ssl_context,
+        "server_hostname": endpoint.host if plan.ssl_context is not None else None,
+    }
     try:
-        await asyncio.wait_for(
-            loop.create_connection(
-                lambda: protocol,
-                endpoint.host,
-                endpoint.port,
-                ssl=plan.ssl_context,
-                server_hostname=endpoint.host if plan.ssl_context is not None else None,
-            ),
-            timeout,
-        )
+        if plan.proxy is None:
+            opening = loop.create_connection(lambda: protocol, endpoint.host, endpoint.port, **tls)
+            await asyncio.wait_for(opening, timeout)
+        else:
+            await asyncio.wait_for(_through_proxy(plan, protocol, tls), timeout)
     except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         raise TimeoutError(f"connecting took longer than open_timeout={timeout} s") from None
     # The core's open timer (armed from the same start) bounds the rest.
     await protocol.wait_until_open()
+
+
+async def _through_proxy(plan: Plan, protocol: _Protocol, tls: dict[str, Any]) -> None:
+    """CONNECT through ``plan.proxy``, then TLS and the protocol on the tunnel."""
+    loop = protocol.loop
+    proxy = plan.proxy
+    assert proxy is not None
+    tunnel = ConnectTunnel(proxy, plan.endpoint.host, plan.endpoint.port)
+    infos = await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+        await loop.sock_sendall(sock, tunnel.request)
+        while not tunnel.feed(await loop.sock_recv(sock, 1)):
+            pass
+        await loop.create_connection(lambda: protocol, sock=sock, **tls)
+    except BaseException:
+        sock.close()
+        raise
 
 
 @asynccontextmanager
@@ -386,6 +409,7 @@ async def connect(
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
+    proxy: str | FromEnv | None = FROM_ENV,
 ) -> AsyncIterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
@@ -399,6 +423,11 @@ async def connect(
     ``err_msg``, ``request_id``), ``TimeoutError`` after ``Config.open_timeout``,
     ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
     ``ConnectionClosedError`` if the server hangs up during the upgrade.
+
+    ``proxy="http://[user:pass@]host:port"`` tunnels through an HTTP CONNECT proxy (TLS
+    to the server still verified end to end); when not given, ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``NO_PROXY`` apply; ``proxy=None`` ignores them. ``open_timeout``
+    covers the proxy too; a refused CONNECT raises ``ProxyError`` (a ``HandshakeError``).
 
     ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
@@ -416,6 +445,7 @@ async def connect(
         "config": config,
         "ssl_context": ssl_context,
         "extra_headers": extra_headers,
+        "proxy": proxy,
     }
     if policy is None:
         async with _connect_one(options, **kwargs) as single:
@@ -436,6 +466,7 @@ async def _connect_one(
     config: Config | None,
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
+    proxy: str | FromEnv | None,
 ) -> AsyncIterator[ListenStream]:
     """One socket, no reconnect: what ``connect`` does by default."""
     plan = make_plan(
@@ -447,6 +478,7 @@ async def _connect_one(
         config=config,
         ssl_context=ssl_context,
         extra_headers=extra_headers,
+        proxy=proxy,
     )
     loop = asyncio.get_running_loop()
     protocol = _Protocol(plan.conn, started=loop.time())

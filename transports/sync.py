@@ -57,6 +57,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import LISTEN_RESUME, ReconnectingState, Session, drive_sync
 
 __all__ = ["ListenStream", "ReconnectingStream", "connect"]
@@ -424,10 +425,17 @@ def _open(plan: Plan) -> ListenStream:
     timeout = plan.conn.config.open_timeout
     deadline = None if timeout is None else started + timeout
     endpoint = plan.endpoint
-    sock = socket.create_connection(
-        (endpoint.host, endpoint.port), timeout=_remaining(deadline, timeout)
-    )
+    proxy = plan.proxy
+    address = (endpoint.host, endpoint.port) if proxy is None else (proxy.host, proxy.port)
+    sock = socket.create_connection(address, timeout=_remaining(deadline, timeout))
     try:
+        if proxy is not None:
+            tunnel = ConnectTunnel(proxy, endpoint.host, endpoint.port)
+            sock.sendall(tunnel.request)
+            while True:
+                sock.settimeout(_remaining(deadline, timeout))
+                if tunnel.feed(sock.recv(1)):
+                    break
         if plan.ssl_context is not None:
             sock.settimeout(_remaining(deadline, timeout))
             sock = plan.ssl_context.wrap_socket(sock, server_hostname=endpoint.host)
@@ -456,6 +464,7 @@ def connect(
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
+    proxy: str | FromEnv | None = FROM_ENV,
 ) -> Iterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``with connect(options, api_key=k) as stream``.
 
@@ -472,6 +481,11 @@ def connect(
 
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``stream.close()`` to end it gracefully.
+    ``proxy="http://[user:pass@]host:port"`` tunnels through an HTTP CONNECT proxy (TLS
+    to the server still verified end to end); when not given, ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``NO_PROXY`` apply; ``proxy=None`` ignores them. ``open_timeout``
+    covers the proxy too; a refused CONNECT raises ``ProxyError`` (a ``HandshakeError``).
+
     ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
     connect on connection errors and 429/5xx.
@@ -485,6 +499,7 @@ def connect(
         "config": config,
         "ssl_context": ssl_context,
         "extra_headers": extra_headers,
+        "proxy": proxy,
     }
     if policy is None:
         with _connect_one(options, **kwargs) as single:
@@ -510,6 +525,7 @@ def _connect_one(
     config: Config | None,
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
+    proxy: str | FromEnv | None,
 ) -> Iterator[ListenStream]:
     """One socket, no reconnect: what ``connect`` does by default."""
     plan = make_plan(
@@ -521,6 +537,7 @@ def _connect_one(
         config=config,
         ssl_context=ssl_context,
         extra_headers=extra_headers,
+        proxy=proxy,
     )
     stream = _open(plan)
     try:

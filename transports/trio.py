@@ -52,6 +52,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._proxy import FROM_ENV, ConnectTunnel, FromEnv, Proxy
 from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
 
 __all__ = ["ListenStream", "ReconnectingStream", "connect"]
@@ -310,11 +311,28 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
+async def _through_proxy(proxy: Proxy, host: str, port: int) -> trio.SocketStream:
+    """TCP to the proxy and CONNECT: the stream is then a tunnel to ``host:port``."""
+    tunnel = ConnectTunnel(proxy, host, port)
+    tcp = await trio.open_tcp_stream(proxy.host, proxy.port)
+    try:
+        await tcp.send_all(tunnel.request)
+        while not tunnel.feed(await tcp.receive_some(1)):
+            pass
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return tcp
+
+
 async def _open_transport(plan: Plan, deadline: float) -> trio.abc.Stream:
     """DNS, TCP and TLS (the handshake done here, so certificate errors surface now)."""
     endpoint = plan.endpoint
     with trio.move_on_at(deadline):
-        tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        if plan.proxy is None:
+            tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        else:
+            tcp = await _through_proxy(plan.proxy, endpoint.host, endpoint.port)
         if plan.ssl_context is None:
             return tcp
         tls = trio.SSLStream(
@@ -347,6 +365,7 @@ async def connect(
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
+    proxy: str | FromEnv | None = FROM_ENV,
 ) -> AsyncIterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
@@ -360,6 +379,11 @@ async def connect(
     ``err_msg``, ``request_id``), ``TimeoutError`` after ``Config.open_timeout``,
     ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
     ``ConnectionClosedError`` if the server hangs up during the upgrade.
+
+    ``proxy="http://[user:pass@]host:port"`` tunnels through an HTTP CONNECT proxy (TLS
+    to the server still verified end to end); when not given, ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``NO_PROXY`` apply; ``proxy=None`` ignores them. ``open_timeout``
+    covers the proxy too; a refused CONNECT raises ``ProxyError`` (a ``HandshakeError``).
 
     ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
@@ -377,6 +401,7 @@ async def connect(
         "config": config,
         "ssl_context": ssl_context,
         "extra_headers": extra_headers,
+        "proxy": proxy,
     }
     if policy is None:
         async with _connect_one(options, **kwargs) as single:
@@ -397,6 +422,7 @@ async def _connect_one(
     config: Config | None,
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
+    proxy: str | FromEnv | None,
 ) -> AsyncIterator[ListenStream]:
     """One socket, no reconnect: what ``connect`` does by default."""
     plan = make_plan(
@@ -408,6 +434,7 @@ async def _connect_one(
         config=config,
         ssl_context=ssl_context,
         extra_headers=extra_headers,
+        proxy=proxy,
     )
     started = trio.current_time()
     timeout = plan.conn.config.open_timeout
