@@ -7,7 +7,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 import ssl
+import struct
 import threading
 import time
 from pathlib import Path
@@ -115,9 +117,17 @@ def test_connect_tunnel_request_and_replies() -> None:
 class ConnectProxy:
     """A CONNECT proxy on loopback: optional Basic auth, or ``silent`` (never answers)."""
 
-    def __init__(self, *, credentials: tuple[str, str] | None = None, silent: bool = False):
+    def __init__(
+        self,
+        *,
+        credentials: tuple[str, str] | None = None,
+        silent: bool = False,
+        reset_after: int | None = None,
+    ):
         self.credentials = credentials
         self.silent = silent
+        #: Reset (RST) the first client connection after this many bytes from the server.
+        self.reset_after = reset_after
         self.requests: list[str] = []
         self._ready = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),))
@@ -156,7 +166,25 @@ class ConnectProxy:
         host, port = head.split(" ")[1].rsplit(":", 1)
         up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        if self.reset_after is None:
+            down = self._pipe(up_reader, writer)
+        else:
+            limit, self.reset_after = self.reset_after, None
+            down = self._pipe_then_reset(up_reader, writer, limit)
+        await asyncio.gather(self._pipe(reader, up_writer), down)
+
+    async def _pipe_then_reset(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int
+    ) -> None:
+        """Forward ``limit`` bytes, then reset the client's connection (RST, not FIN)."""
+        with contextlib.suppress(OSError):
+            while limit > 0 and (data := await reader.read(min(limit, 65536))):
+                writer.write(data)
+                await writer.drain()
+                limit -= len(data)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -274,3 +302,39 @@ def test_wss_through_the_proxy_still_verifies_the_server(
         assert text == TEXT
         driver.run(lambda d: raises(ssl.SSLError, transcribe(d, tls.url, proxy=proxy.url)))
         assert len(proxy.requests) == 2
+
+
+def test_reconnect_through_the_proxy_after_a_reset(
+    driver: Driver, server: ThreadedEmulatorServer
+) -> None:
+    """RST mid-stream (the proxy resets the client after the first messages): the
+    reconnecting stream goes through the proxy again and loses no word."""
+    from dgproto import Reconnected, Reconnecting, ReconnectPolicy
+
+    words = "one two three four five six seven eight"
+    audio = synthesize(words)
+    policy = ReconnectPolicy(initial_delay=0.01, jitter=0.0)
+
+    async def scenario(d: Driver) -> list[Any]:
+        async with d.connect(
+            options=OPTIONS, url=segmented.url, config=FAST, reconnect=policy, proxy=proxy.url
+        ) as stream:
+            for i in range(0, len(audio), 3200):
+                await stream.send_audio(audio[i : i + 3200])
+                await d.sleep(0.005)
+            await stream.close()
+            return await d.collect(stream)
+
+    with (
+        serve_in_thread(config=EmulatorConfig(require_auth=False, max_segment=0.5)) as segmented,
+        ConnectProxy(reset_after=600) as proxy,
+    ):
+        events = driver.run(scenario)
+    finals = [e.alternatives[0].transcript for e in events if isinstance(e, Results) and e.is_final]
+    assert " ".join(t for t in finals if t) == words
+    dropped = [e.closed for e in events if isinstance(e, Reconnecting)]
+    assert dropped
+    assert dropped[0].code == 1006
+    assert dropped[0].initiator == "transport"
+    assert any(isinstance(e, Reconnected) for e in events)
+    assert len(proxy.requests) >= 2

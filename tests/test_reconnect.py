@@ -33,6 +33,7 @@ from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
 from dgproto.transports.server import ThreadedEmulatorServer, serve_in_thread
 
 from .adapter_drivers import DRIVERS, Driver
+from .test_adapters import settle
 
 TEXT = "one two three four five six seven eight nine ten"
 WORDS = TEXT.split()
@@ -380,3 +381,53 @@ def test_seeded_random_soak_loses_and_duplicates_no_word(driver: Driver) -> None
     assert (lost, duplicated) == (0, 0)
     assert reconnects > SOAK_RUNS // 3  # the faults really happened
     print(f"soak {driver.name}: {SOAK_RUNS} runs, {reconnects} reconnects, {elapsed:.1f} s")
+
+
+def test_reconnecting_cycles_and_cancellation_during_backoff_leave_nothing(
+    driver: Driver,
+) -> None:
+    from .adapter_drivers import open_fds
+
+    cycles = 40
+    slow = ReconnectPolicy(initial_delay=30.0, jitter=0.0)
+    drop = FaultPlan(drop_after_seconds=0.02)
+    with emulator([]) as srv:
+        queue: list[FaultPlan | None] = srv.plans  # type: ignore[attr-defined]
+
+        async def scenario(d: Driver) -> Any:
+            async with d.connect(options=OPTIONS, url=srv.url, config=FAST, reconnect=True) as s:
+                await s.close()  # warm up lazily created runtime state
+            settle(srv.server)
+            before = (open_fds(), d.tasks())
+            for _ in range(cycles):  # each cycle: one drop, one reconnect, a clean close
+                queue[:] = [drop]
+                async with d.connect(
+                    options=OPTIONS, url=srv.url, config=FAST, reconnect=POLICY
+                ) as stream:
+                    await stream.send_audio(AUDIO[:CHUNK])
+                    async for event in stream:
+                        if isinstance(event, Reconnected):
+                            break
+                    closed = await stream.close()
+                    assert closed.code == 1000
+                    assert stream.reconnects == 1
+
+            async def body() -> None:  # cancelled while waiting 30 s to reconnect
+                queue[:] = [drop]
+                async with d.connect(
+                    options=OPTIONS, url=srv.url, config=FAST, reconnect=slow
+                ) as stream:
+                    async for _ in stream:
+                        pass
+
+            await d.interrupted(body, after=0.5)
+            settle(srv.server)
+            deadline = time.monotonic() + 3
+            while (open_fds(), d.tasks()) != before and time.monotonic() < deadline:
+                await d.sleep(0.01)
+            return before, (open_fds(), d.tasks())
+
+        before, after = driver.run(scenario)
+    assert after == before
+    threads = [t.name for t in __import__("threading").enumerate()]
+    assert not [name for name in threads if name.startswith("dgproto-sync")]
