@@ -114,7 +114,7 @@ def test_connect_tunnel_request_and_replies() -> None:
 # --------------------------------------------------------------------------- loopback proxy
 
 
-class ConnectProxy:
+class ConnectProxy(TlsProxy):
     """A CONNECT proxy on loopback: optional Basic auth, or ``silent`` (never answers)."""
 
     def __init__(
@@ -129,6 +129,7 @@ class ConnectProxy:
         #: Reset (RST) the first client connection after this many bytes from the server.
         self.reset_after = reset_after
         self.requests: list[str] = []
+        self._context = None  # plain TCP: TlsProxy's server, minus the TLS
         self._ready = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -136,17 +137,10 @@ class ConnectProxy:
         self.port = 0
 
     @property
-    def url(self) -> str:
+    def url(self) -> str:  # type: ignore[override]
         if self.credentials is None:
             return f"http://127.0.0.1:{self.port}"
         return f"http://{self.credentials[0]}:{self.credentials[1]}@127.0.0.1:{self.port}"
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
@@ -186,25 +180,9 @@ class ConnectProxy:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        async with server:
-            await self._stop.wait()
-
     def __enter__(self) -> ConnectProxy:
-        self._thread.start()
-        self._ready.wait()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join()
 
 
 @pytest.fixture(params=list(DRIVERS))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
@@ -436,40 +437,8 @@ async def connect(
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
-    policy = reconnect_policy(reconnect)
-    kwargs: dict[str, Any] = {
-        "api_key": api_key,
-        "access_token": access_token,
-        "auth": auth,
-        "url": url,
-        "config": config,
-        "ssl_context": ssl_context,
-        "extra_headers": extra_headers,
-        "proxy": proxy,
-    }
-    if policy is None:
-        async with _connect_one(options, **kwargs) as single:
-            yield single
-        return
-    async with _reconnecting(policy, options, lambda: _connect_one(options, **kwargs)) as stream:
-        yield stream
-
-
-@asynccontextmanager
-async def _connect_one(
-    options: LiveOptions | None,
-    *,
-    api_key: str | None,
-    access_token: str | None,
-    auth: Auth | None,
-    url: str,
-    config: Config | None,
-    ssl_context: ssl.SSLContext | None,
-    extra_headers: Sequence[tuple[str, str]],
-    proxy: str | FromEnv | None,
-) -> AsyncIterator[ListenStream]:
-    """One socket, no reconnect: what ``connect`` does by default."""
-    plan = make_plan(
+    plan = functools.partial(
+        make_plan,
         options,
         api_key=api_key,
         access_token=access_token,
@@ -480,6 +449,19 @@ async def _connect_one(
         extra_headers=extra_headers,
         proxy=proxy,
     )
+    first = plan()  # the arguments are checked here, before any network
+    policy = reconnect_policy(reconnect)
+    if policy is None:
+        async with _connect_one(first) as single:
+            yield single
+        return
+    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
+    """One socket, no reconnect: what ``connect`` does by default."""
     loop = asyncio.get_running_loop()
     protocol = _Protocol(plan.conn, started=loop.time())
     try:

@@ -27,6 +27,7 @@ thread blocked iterating.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import selectors
 import socket
@@ -490,45 +491,8 @@ def connect(
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
     connect on connection errors and 429/5xx.
     """
-    policy = reconnect_policy(reconnect)
-    kwargs: dict[str, Any] = {
-        "api_key": api_key,
-        "access_token": access_token,
-        "auth": auth,
-        "url": url,
-        "config": config,
-        "ssl_context": ssl_context,
-        "extra_headers": extra_headers,
-        "proxy": proxy,
-    }
-    if policy is None:
-        with _connect_one(options, **kwargs) as single:
-            yield single
-        return
-    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
-    stream = ReconnectingStream(session, lambda: _connect_one(options, **kwargs))
-    stream._start()
-    try:
-        yield stream
-    finally:
-        stream._shutdown()
-
-
-@contextmanager
-def _connect_one(
-    options: LiveOptions | None,
-    *,
-    api_key: str | None,
-    access_token: str | None,
-    auth: Auth | None,
-    url: str,
-    config: Config | None,
-    ssl_context: ssl.SSLContext | None,
-    extra_headers: Sequence[tuple[str, str]],
-    proxy: str | FromEnv | None,
-) -> Iterator[ListenStream]:
-    """One socket, no reconnect: what ``connect`` does by default."""
-    plan = make_plan(
+    plan = functools.partial(
+        make_plan,
         options,
         api_key=api_key,
         access_token=access_token,
@@ -539,6 +503,24 @@ def _connect_one(
         extra_headers=extra_headers,
         proxy=proxy,
     )
+    first = plan()  # the arguments are checked here, before any network
+    policy = reconnect_policy(reconnect)
+    if policy is None:
+        with _connect_one(first) as single:
+            yield single
+        return
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
+    stream = ReconnectingStream(session, lambda: _connect_one(plan()))
+    stream._start()
+    try:
+        yield stream
+    finally:
+        stream._shutdown()
+
+
+@contextmanager
+def _connect_one(plan: Plan) -> Iterator[ListenStream]:
+    """One socket, no reconnect: what ``connect`` does by default."""
     stream = _open(plan)
     try:
         yield stream

@@ -23,6 +23,7 @@ aborts the stream.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import ssl
@@ -392,40 +393,8 @@ async def connect(
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
-    policy = reconnect_policy(reconnect)
-    kwargs: dict[str, Any] = {
-        "api_key": api_key,
-        "access_token": access_token,
-        "auth": auth,
-        "url": url,
-        "config": config,
-        "ssl_context": ssl_context,
-        "extra_headers": extra_headers,
-        "proxy": proxy,
-    }
-    if policy is None:
-        async with _connect_one(options, **kwargs) as single:
-            yield single
-        return
-    async with _reconnecting(policy, options, lambda: _connect_one(options, **kwargs)) as stream:
-        yield stream
-
-
-@asynccontextmanager
-async def _connect_one(
-    options: LiveOptions | None,
-    *,
-    api_key: str | None,
-    access_token: str | None,
-    auth: Auth | None,
-    url: str,
-    config: Config | None,
-    ssl_context: ssl.SSLContext | None,
-    extra_headers: Sequence[tuple[str, str]],
-    proxy: str | FromEnv | None,
-) -> AsyncIterator[ListenStream]:
-    """One socket, no reconnect: what ``connect`` does by default."""
-    plan = make_plan(
+    plan = functools.partial(
+        make_plan,
         options,
         api_key=api_key,
         access_token=access_token,
@@ -436,6 +405,19 @@ async def _connect_one(
         extra_headers=extra_headers,
         proxy=proxy,
     )
+    first = plan()  # the arguments are checked here, before any network
+    policy = reconnect_policy(reconnect)
+    if policy is None:
+        async with _connect_one(first) as single:
+            yield single
+        return
+    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
+    """One socket, no reconnect: what ``connect`` does by default."""
     started = trio.current_time()
     timeout = plan.conn.config.open_timeout
     transport = await _open_transport(plan, math.inf if timeout is None else started + timeout)
