@@ -428,7 +428,8 @@ async def connect(
     ``proxy="http://[user:pass@]host:port"`` tunnels through an HTTP CONNECT proxy (TLS
     to the server still verified end to end); when not given, ``HTTPS_PROXY`` /
     ``HTTP_PROXY`` / ``NO_PROXY`` apply; ``proxy=None`` ignores them. ``open_timeout``
-    covers the proxy too; a refused CONNECT raises ``ProxyError`` (a ``HandshakeError``).
+    covers the proxy too; a refused CONNECT raises ``dgproto.transports.ProxyError`` (a
+    ``HandshakeError``).
 
     ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
