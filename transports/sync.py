@@ -512,8 +512,8 @@ def connect(
         return
     session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
     stream = ReconnectingStream(session, lambda: _connect_one(plan()))
-    stream._start()
     try:
+        stream._start()  # Ctrl-C while the first socket opens still joins the thread
         yield stream
     finally:
         stream._shutdown()
