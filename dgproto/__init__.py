@@ -31,6 +31,8 @@ from ._events import (
     HandshakeRejected,
     MalformedMessage,
     Metadata,
+    Reconnected,
+    Reconnecting,
     Results,
     ServerError,
     ServerWarning,
@@ -44,6 +46,7 @@ from ._events import (
 from ._flux import FluxConnection
 from ._flux_options import FluxOptions
 from ._options import Auth, LiveOptions
+from ._reconnect import ReconnectPolicy
 from ._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
 from ._session import StreamConnection
 from ._state import State
@@ -75,6 +78,9 @@ __all__ = [
     "LocalProtocolError",
     "MalformedMessage",
     "Metadata",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Reconnecting",
     "RemoteProtocolError",
     "ReplayBuffer",
     "Results",

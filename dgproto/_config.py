@@ -71,16 +71,24 @@ class Config:
     bounded.
     """
 
-    ping_interval: float | None = attrs.field(default=None, validator=_positive_or_none)
-    """Send a WebSocket ping this often to detect a dead peer (off by default).
+    ping_interval: float | None = attrs.field(default=5.0, validator=_positive_or_none)
+    """Send a WebSocket ping this often, so a peer that went silent is noticed.
 
-    Deepgram's docs rely on the JSON KeepAlive, not pings, to keep a ``/v1/listen`` stream
-    alive; pings only add dead-connection detection on networks that drop silently. Flux
-    has no KeepAlive and idles on pings: ``FluxConnection`` without a ``config`` uses 5 s.
+    A NAT or load balancer that drops an idle flow leaves the socket open and silent;
+    without pings nothing ever notices. On by default because it is safe: pings are
+    control frames that Deepgram answers (the official Python SDK's ``websockets`` client
+    pings every 20 s), they are not Deepgram activity (the idle-aware KeepAlive rule is
+    unchanged), and they cost a few bytes. ``None`` turns them off.
+    Flux has no KeepAlive and idles on these pings.
     """
 
-    ping_timeout: float | None = attrs.field(default=20.0, validator=_positive_or_none)
-    """With ``ping_interval`` set, close the connection if no pong arrives in this long."""
+    ping_timeout: float | None = attrs.field(default=10.0, validator=_positive_or_none)
+    """Close with ``Closed(1006, initiator="timeout", retryable=True)`` if a ping is not
+    answered in this long.
+
+    With the defaults a silent peer is detected at most ``ping_interval + ping_timeout``
+    = 15 s after it went quiet (the issue's bound is 20 s).
+    """
 
     json_loads: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
     """Parser for incoming text messages; ``None`` means ``json.loads``. Plug ``orjson.loads``

@@ -30,6 +30,8 @@ __all__ = [
     "HandshakeRejected",
     "MalformedMessage",
     "Metadata",
+    "Reconnected",
+    "Reconnecting",
     "Results",
     "ServerError",
     "ServerWarning",
@@ -371,3 +373,35 @@ class MalformedMessage(Event):
 
     data: str | bytes = attrs.field(repr=False)
     error: str
+
+
+# --------------------------------------------------------------------------- reconnecting
+
+
+@attrs.frozen(kw_only=True)
+class Reconnecting(Event):
+    """A socket of a reconnecting stream ended (``closed``); another will be tried.
+
+    Emitted by the adapters' ``connect(..., reconnect=...)`` only, before waiting
+    ``delay`` seconds for attempt number ``attempt`` (1 for the first try of an outage).
+    """
+
+    attempt: int
+    delay: float
+    closed: Closed
+
+
+@attrs.frozen(kw_only=True)
+class Reconnected(Event):
+    """The new socket is open and the audio not yet finalized is queued on it again.
+
+    ``replayed_seconds`` is how much audio was replayed. ``dropped_seconds`` is how much
+    could not be: audio pushed out of the replay by ``ReconnectPolicy.replay_seconds``
+    during a long outage. It stays in the timeline (later timestamps are right) but was
+    never transcribed; this field is the only place that loss is reported.
+    """
+
+    attempt: int
+    request_id: str | None
+    replayed_seconds: float
+    dropped_seconds: float = 0.0

@@ -20,7 +20,8 @@ def test_config_defaults_follow_deepgram() -> None:
     config = Config()
     assert config.keepalive_interval == 4.0  # docs: every 3-5 s; server closes at ~10 s
     assert config.max_message_size == 1 << 20
-    assert config.ping_interval is None
+    assert config.ping_interval == 5.0
+    assert config.ping_timeout == 10.0
 
 
 @pytest.mark.parametrize(

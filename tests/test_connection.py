@@ -425,7 +425,7 @@ def test_keepalive_never_while_connecting_or_closing_and_can_be_disabled() -> No
     closing.client.close_stream(now=0)
     closing.advance(60)
     assert closing.server.types() == ["CloseStream"]
-    disabled = LivePair(config=Config(keepalive_interval=None))
+    disabled = LivePair(config=Config(keepalive_interval=None, ping_interval=None))
     disabled.advance(60)
     assert disabled.server.types() == []
     assert disabled.client.get_timer() is None
@@ -590,7 +590,7 @@ def test_close_timeout_sends_our_close_and_keeps_what_arrived() -> None:
 
 
 def test_no_close_timeout_when_disabled() -> None:
-    pair = LivePair(config=Config(close_timeout=None, keepalive_interval=None))
+    pair = LivePair(config=Config(close_timeout=None, keepalive_interval=None, ping_interval=None))
     pair.client.close_stream(now=0)
     assert pair.client.get_timer() is None
 
@@ -730,7 +730,9 @@ def test_finalize_timeout() -> None:
 
 
 def test_finalize_without_timeout_waits_for_close() -> None:
-    pair = LivePair(config=Config(finalize_timeout=None, keepalive_interval=None))
+    pair = LivePair(
+        config=Config(finalize_timeout=None, keepalive_interval=None, ping_interval=None)
+    )
     pair.send_audio(1.0)
     pair.client.finalize(now=0)
     pair.pump()
@@ -828,3 +830,22 @@ def test_a_late_pong_acknowledges_its_ping_and_every_earlier_one() -> None:
     assert isinstance(pair.client.closed, Closed)
     assert pair.client.closed.initiator == "timeout"
     assert type(pair.client.closed.code) is int
+
+
+@pytest.mark.parametrize("silent_from", [0.0, 4.99, 5.01, 7.3, 30.0])
+def test_a_default_config_detects_a_silent_peer_within_20_s(silent_from: float) -> None:
+    """Issue 9: pings are on by default, so a peer that stops answering (a NAT that
+    dropped the flow, socket still open) ends the stream within 20 s, retryably."""
+    pair = LivePair(config=Config())
+    pair.advance(silent_from)
+    assert pair.client.state is State.OPEN
+    pair.server.answer_pings = False
+    went_quiet = pair.now
+    while pair.client.closed is None and pair.now < went_quiet + 60:
+        pair.advance(0.01)
+    closed = pair.client.closed
+    assert isinstance(closed, Closed)
+    assert (closed.code, closed.initiator, closed.retryable) == (1006, "timeout", True)
+    assert pair.now - went_quiet <= 15.0 + 0.011  # ping_interval + ping_timeout
+    # pings are not Deepgram activity: KeepAlive kept going out while idle
+    assert "KeepAlive" in pair.server.types()

@@ -85,7 +85,9 @@ def test_reconnect_example(drop_after_messages: int, capsys: pytest.CaptureFixtu
     assert closed.metadata is not None
     assert not dgproto.should_reconnect(closed)
     assert connections >= 2  # it did reconnect
-    lines = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
+    output = capsys.readouterr().out
+    assert "# reconnected" in output
+    lines = [line.split(None, 1) for line in output.splitlines() if not line.startswith("#")]
     finals = [(float(p[0]), p[1]) for p in lines if len(p) == 2]
     assert " ".join(text for _, text in finals) == RESUMED  # nothing lost, nothing twice
     # each sentence's final starts where the previous sentence's pause began: one clock

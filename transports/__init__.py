@@ -6,3 +6,7 @@ use sockets, threads, event loops and clocks: that is their job.
 """
 
 from __future__ import annotations
+
+from ._proxy import ProxyError
+
+__all__ = ["ProxyError"]

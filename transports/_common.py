@@ -53,6 +53,8 @@ from dgproto._events import (
 from dgproto._options import Auth, LiveOptions, redact_query
 from dgproto._state import State
 
+from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
+
 __all__ = [
     "API_KEY_ENV",
     "CLOSE_FLUSH_TIMEOUT",
@@ -213,6 +215,8 @@ class Plan:
     endpoint: Endpoint
     conn: ListenConnection
     ssl_context: ssl.SSLContext | None
+    #: The HTTP CONNECT proxy to tunnel through, if any.
+    proxy: Proxy | None = None
 
 
 def make_plan(
@@ -225,9 +229,11 @@ def make_plan(
     config: Config | None,
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
+    proxy: str | FromEnv | None = FROM_ENV,
 ) -> Plan:
     """Validate ``connect``'s arguments and build the (not yet connected) core."""
     endpoint = parse_url(url)
+    tunnel = select_proxy(proxy, host=endpoint.host, tls=endpoint.tls)
     context = tls_context(endpoint, ssl_context)
     credentials = resolve_auth(
         api_key=api_key, access_token=access_token, auth=auth, tls=endpoint.tls
@@ -240,7 +246,7 @@ def make_plan(
         config=config,
         extra_headers=extra_headers,
     )
-    return Plan(endpoint=endpoint, conn=conn, ssl_context=context)
+    return Plan(endpoint=endpoint, conn=conn, ssl_context=context, proxy=tunnel)
 
 
 # --------------------------------------------------------------------------- events
@@ -416,6 +422,16 @@ class StreamState:
     def request_id(self) -> str | None:
         """Deepgram's ``dg-request-id`` for this stream: quote it in support requests."""
         return self._conn.request_id
+
+    @property
+    def request_ids(self) -> list[str | None]:
+        """Every socket's request id: this one's (a reconnecting stream has several)."""
+        return [self._conn.request_id]
+
+    @property
+    def reconnects(self) -> int:
+        """Always 0: a stream without ``reconnect=`` ends with its socket."""
+        return 0
 
     @property
     def state(self) -> State:

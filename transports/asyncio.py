@@ -23,16 +23,20 @@ did not finish it and waits until the socket is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._options import Auth, LiveOptions
+from dgproto._reconnect import ReconnectPolicy, reconnect_policy
 from dgproto._state import State
 
 from ._common import (
@@ -46,8 +50,10 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
+from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
 
-__all__ = ["ListenStream", "connect"]
+__all__ = ["ListenStream", "ReconnectingStream", "connect"]
 
 logger = logging.getLogger("dgproto.transports.asyncio")
 
@@ -118,6 +124,9 @@ class _Protocol(asyncio.Protocol):
         moved = self.buffer.collect(conn, self.trace)
         if conn.should_close_transport:
             self._close_transport()
+            # A sender parked on a full buffer must see the Closed now: a dead peer
+            # never drains the buffer, so resume_writing would never come.
+            self.writable.set()
         else:
             self._arm_timer()
             self.update_reading()
@@ -306,6 +315,18 @@ class ListenStream(StreamState):
             protocol.buffer.unlift()
             protocol.update_reading()
 
+    def post_finalize(self, channel: int | None) -> None:
+        """Send a Finalize without waiting for its answer (for a reconnecting stream)."""
+        if self._conn.state is State.OPEN:
+            self._conn.finalize(channel, now=self._now())
+            self._protocol.transmit()
+
+    def post_close_stream(self) -> None:
+        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
+        if self._conn.state is State.OPEN:
+            self._conn.close_stream(now=self._now())
+            self._protocol.transmit()
+
     async def abort(self) -> Closed:
         """Close now, without draining: a close frame if possible, then the socket.
 
@@ -335,25 +356,46 @@ class ListenStream(StreamState):
 
 
 async def _open_connection(plan: Plan, protocol: _Protocol) -> None:
-    """DNS, TCP and TLS, then the upgrade; all of it within ``Config.open_timeout``."""
+    """DNS, TCP (through the proxy, if any) and TLS, then the upgrade; all of it within
+    ``Config.open_timeout``."""
     loop = protocol.loop
     endpoint = plan.endpoint
     timeout = plan.conn.config.open_timeout
+    tls: dict[str, Any] = {
+        "ssl": plan.ssl_context,
+        "server_hostname": endpoint.host if plan.ssl_context is not None else None,
+    }
     try:
-        await asyncio.wait_for(
-            loop.create_connection(
-                lambda: protocol,
-                endpoint.host,
-                endpoint.port,
-                ssl=plan.ssl_context,
-                server_hostname=endpoint.host if plan.ssl_context is not None else None,
-            ),
-            timeout,
-        )
+        if plan.proxy is None:
+            opening = loop.create_connection(lambda: protocol, endpoint.host, endpoint.port, **tls)
+            await asyncio.wait_for(opening, timeout)
+        else:
+            await asyncio.wait_for(_through_proxy(plan, protocol, tls), timeout)
     except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         raise TimeoutError(f"connecting took longer than open_timeout={timeout} s") from None
     # The core's open timer (armed from the same start) bounds the rest.
     await protocol.wait_until_open()
+
+
+async def _through_proxy(plan: Plan, protocol: _Protocol, tls: dict[str, Any]) -> None:
+    """CONNECT through ``plan.proxy``, then TLS and the protocol on the tunnel."""
+    loop = protocol.loop
+    proxy = plan.proxy
+    assert proxy is not None
+    tunnel = ConnectTunnel(proxy, plan.endpoint.host, plan.endpoint.port)
+    infos = await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+        await loop.sock_sendall(sock, tunnel.request)
+        while not tunnel.feed(await loop.sock_recv(sock, 1)):
+            pass
+        await loop.create_connection(lambda: protocol, sock=sock, **tls)
+    except BaseException:
+        sock.close()
+        raise
 
 
 @asynccontextmanager
@@ -367,7 +409,9 @@ async def connect(
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
-) -> AsyncIterator[ListenStream]:
+    reconnect: ReconnectPolicy | bool = False,
+    proxy: str | FromEnv | None = FROM_ENV,
+) -> AsyncIterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
     Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
@@ -381,10 +425,21 @@ async def connect(
     ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
     ``ConnectionClosedError`` if the server hangs up during the upgrade.
 
+    ``proxy="http://[user:pass@]host:port"`` tunnels through an HTTP CONNECT proxy (TLS
+    to the server still verified end to end); when not given, ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``NO_PROXY`` apply; ``proxy=None`` ignores them. ``open_timeout``
+    covers the proxy too; a refused CONNECT raises ``dgproto.transports.ProxyError`` (a
+    ``HandshakeError``).
+
+    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
+    replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
+    connect on connection errors and 429/5xx.
+
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
-    plan = make_plan(
+    plan = functools.partial(
+        make_plan,
         options,
         api_key=api_key,
         access_token=access_token,
@@ -393,7 +448,21 @@ async def connect(
         config=config,
         ssl_context=ssl_context,
         extra_headers=extra_headers,
+        proxy=proxy,
     )
+    first = plan()  # the arguments are checked here, before any network
+    policy = reconnect_policy(reconnect)
+    if policy is None:
+        async with _connect_one(first) as single:
+            yield single
+        return
+    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
+    """One socket, no reconnect: what ``connect`` does by default."""
     loop = asyncio.get_running_loop()
     protocol = _Protocol(plan.conn, started=loop.time())
     try:
@@ -401,3 +470,58 @@ async def connect(
         yield ListenStream(protocol)
     finally:
         await protocol.shutdown()
+
+
+class _Signal:
+    """The reconnecting stream's "something changed" pulse, on asyncio."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def pulse(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        event = self._event
+        if timeout is None:
+            await event.wait()
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    def now(self) -> float:
+        return self._loop.time()
+
+
+class ReconnectingStream(AsyncReconnectingStream):
+    """A ``/v1/listen`` stream on asyncio that survives dropped sockets.
+
+    Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
+    ``request_ids`` and ``reconnects``; iteration also yields ``Reconnecting`` and
+    ``Reconnected``. A background task runs the sockets; it ends with the block.
+    """
+
+
+@asynccontextmanager
+async def _reconnecting(
+    policy: ReconnectPolicy,
+    options: LiveOptions | None,
+    open_socket: Callable[[], AbstractAsyncContextManager[ListenStream]],
+) -> AsyncIterator[ReconnectingStream]:
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
+    loop = asyncio.get_running_loop()
+    stream = ReconnectingStream(session, _Signal(loop), open_socket)
+    opened: asyncio.Future[None] = loop.create_future()
+    task = loop.create_task(stream.supervise(lambda: opened.set_result(None)))
+    try:
+        await asyncio.wait([opened, task], return_when=asyncio.FIRST_COMPLETED)
+        if not opened.done():
+            task.result()  # raises why the first connect failed
+        yield stream
+    finally:
+        session.aborted = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

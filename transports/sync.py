@@ -27,14 +27,15 @@ thread blocked iterating.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import selectors
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from dgproto._config import Config
@@ -42,6 +43,7 @@ from dgproto._connection import ListenConnection
 from dgproto._errors import ConnectionClosedError
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._options import Auth, LiveOptions
+from dgproto._reconnect import ReconnectPolicy, reconnect_policy
 from dgproto._state import State
 
 from ._common import (
@@ -56,8 +58,10 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
+from ._reconnect import LISTEN_RESUME, ReconnectingState, Session, drive_sync
 
-__all__ = ["ListenStream", "connect"]
+__all__ = ["ListenStream", "ReconnectingStream", "connect"]
 
 logger = logging.getLogger("dgproto.transports.sync")
 
@@ -361,6 +365,23 @@ class ListenStream(StreamState):
                 self._buffer.unlift()
                 self._poke_reader()
 
+    def post_finalize(self, channel: int | None) -> None:
+        """Send a Finalize without waiting for its answer (for a reconnecting stream)."""
+        self._post(lambda now: self._conn.finalize(channel, now=now))
+
+    def post_close_stream(self) -> None:
+        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
+        self._post(lambda now: self._conn.close_stream(now=now))
+
+    def _post(self, command: Callable[[float], None]) -> None:
+        with self._lock:
+            if self._conn.state is not State.OPEN:
+                return
+            command(time.monotonic())
+            self._after()
+        with contextlib.suppress(ConnectionClosedError):
+            self._write()
+
     def abort(self) -> Closed:
         """Close now, without draining; safe from any thread, and wakes an iterating one.
 
@@ -405,10 +426,17 @@ def _open(plan: Plan) -> ListenStream:
     timeout = plan.conn.config.open_timeout
     deadline = None if timeout is None else started + timeout
     endpoint = plan.endpoint
-    sock = socket.create_connection(
-        (endpoint.host, endpoint.port), timeout=_remaining(deadline, timeout)
-    )
+    proxy = plan.proxy
+    address = (endpoint.host, endpoint.port) if proxy is None else (proxy.host, proxy.port)
+    sock = socket.create_connection(address, timeout=_remaining(deadline, timeout))
     try:
+        if proxy is not None:
+            tunnel = ConnectTunnel(proxy, endpoint.host, endpoint.port)
+            sock.sendall(tunnel.request)
+            while True:
+                sock.settimeout(_remaining(deadline, timeout))
+                if tunnel.feed(sock.recv(1)):
+                    break
         if plan.ssl_context is not None:
             sock.settimeout(_remaining(deadline, timeout))
             sock = plan.ssl_context.wrap_socket(sock, server_hostname=endpoint.host)
@@ -436,7 +464,9 @@ def connect(
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
-) -> Iterator[ListenStream]:
+    reconnect: ReconnectPolicy | bool = False,
+    proxy: str | FromEnv | None = FROM_ENV,
+) -> Iterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``with connect(options, api_key=k) as stream``.
 
     Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
@@ -452,8 +482,18 @@ def connect(
 
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``stream.close()`` to end it gracefully.
+    ``proxy="http://[user:pass@]host:port"`` tunnels through an HTTP CONNECT proxy (TLS
+    to the server still verified end to end); when not given, ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``NO_PROXY`` apply; ``proxy=None`` ignores them. ``open_timeout``
+    covers the proxy too; a refused CONNECT raises ``dgproto.transports.ProxyError`` (a
+    ``HandshakeError``).
+
+    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
+    replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
+    connect on connection errors and 429/5xx.
     """
-    plan = make_plan(
+    plan = functools.partial(
+        make_plan,
         options,
         api_key=api_key,
         access_token=access_token,
@@ -462,9 +502,231 @@ def connect(
         config=config,
         ssl_context=ssl_context,
         extra_headers=extra_headers,
+        proxy=proxy,
     )
+    first = plan()  # the arguments are checked here, before any network
+    policy = reconnect_policy(reconnect)
+    if policy is None:
+        with _connect_one(first) as single:
+            yield single
+        return
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
+    stream = ReconnectingStream(session, lambda: _connect_one(plan()))
+    try:
+        stream._start()  # Ctrl-C while the first socket opens still joins the thread
+        yield stream
+    finally:
+        stream._shutdown()
+
+
+@contextmanager
+def _connect_one(plan: Plan) -> Iterator[ListenStream]:
+    """One socket, no reconnect: what ``connect`` does by default."""
     stream = _open(plan)
     try:
         yield stream
     finally:
         stream._close()
+
+
+class ReconnectingStream(ReconnectingState):
+    """A ``/v1/listen`` stream over blocking sockets that survives dropped sockets.
+
+    Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
+    ``request_ids`` and ``reconnects``; iteration also yields ``Reconnecting`` and
+    ``Reconnected``. One more background thread (``dgproto-sync-supervisor``) runs the
+    sockets; it is joined when the ``with`` block exits.
+    """
+
+    def __init__(
+        self, session: Session, open_socket: Callable[[], AbstractContextManager[ListenStream]]
+    ) -> None:
+        super().__init__(session)
+        self._open_socket = open_socket
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._sockets = contextlib.ExitStack()
+        self._inner: ListenStream | None = None
+        self._thread: threading.Thread | None = None
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- the app's side
+
+    def send_audio(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Send audio; during an outage it is kept (``replay_seconds``) and replayed."""
+        with self._lock:
+            self._check()
+            live = self._session.audio(chunk)
+            inner = self._inner
+        if live and inner is not None:
+            with contextlib.suppress(ConnectionClosedError):
+                inner.send_audio(chunk)
+
+    def configure(
+        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a ``Configure``; it is sent again on every new socket."""
+        with self._lock:
+            self._check()
+            live = self._session.configure(keyterms, features)
+            inner = self._inner
+        if live and inner is not None:
+            with contextlib.suppress(ConnectionClosedError):
+                inner.configure(keyterms, features)
+
+    def finalize(self, channel: int | None = None) -> FinalizeComplete:
+        """Flush and wait for this call's ``FinalizeComplete``; across an outage it is
+        sent again after the replay, and completes exactly once."""
+        with self._lock:
+            self._check()
+            slot = self._buffer.expect_finalize()
+            live = self._session.finalize(channel)
+            inner = self._inner
+            self._buffer.lift()
+        try:
+            if live and inner is not None:
+                inner.post_finalize(channel)
+            with self._lock:
+                while slot.result is None:
+                    self._changed.wait()
+                return slot.result
+        finally:
+            with self._lock:
+                self._buffer.unlift()
+                self._changed.notify_all()
+
+    def close(self) -> Closed:
+        """CloseStream and drain; during an outage, first reconnect and replay."""
+        with self._lock:
+            post = self._session.close()
+            inner = self._inner
+            self._buffer.lift()
+        try:
+            if post and inner is not None:
+                inner.post_close_stream()
+            with self._lock:
+                while self._buffer.closed is None:
+                    self._changed.wait()
+                return self._buffer.closed
+        finally:
+            with self._lock:
+                self._buffer.unlift()
+                self._changed.notify_all()
+
+    def abort(self) -> Closed:
+        """Close now, without draining or reconnecting; safe from any thread."""
+        with self._lock:
+            self._session.aborted = True
+            inner = self._inner
+            self._changed.notify_all()
+        closed = inner.abort() if inner is not None else None
+        final = self._buffer.closed or self._session.last_closed or closed
+        if final is None:  # the first socket is still opening: the with block ends it
+            final = Closed(code=1006, reason="the stream was ended locally", initiator="client")
+        return final
+
+    def __iter__(self) -> ReconnectingStream:
+        return self
+
+    def __next__(self) -> Event:
+        with self._lock:
+            buffer = self._buffer
+            while True:
+                event = buffer.pop()
+                if event is not None:
+                    self._changed.notify_all()  # room for the supervisor again
+                    return event
+                if buffer.finished:
+                    raise StopIteration
+                self._changed.wait()
+
+    # -- the supervisor thread and its link operations
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name="dgproto-sync-supervisor", daemon=False
+        )
+        self._thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            try:
+                drive_sync(self._session.open_first(), self, self._lock)
+            except BaseException as exc:
+                self._error = exc
+                return
+            finally:
+                self._opened.set()
+            drive_sync(self._session.run(), self, self._lock)
+        finally:
+            with self._lock:
+                self._end_anyway()
+                self._changed.notify_all()
+            self.op_release()
+
+    def _shutdown(self) -> None:
+        """Leave the ``with``: stop reconnecting, abort the socket, join the thread."""
+        self.abort()
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def op_open(self) -> str | None:
+        inner = self._sockets.enter_context(self._open_socket())
+        with self._lock:
+            self._inner = inner
+            if self._session.aborted:
+                inner.abort()
+        return inner.request_id
+
+    def op_release(self) -> None:
+        with self._lock:
+            self._inner = None
+        self._sockets.close()
+
+    def op_next(self) -> Event:
+        with self._lock:
+            while not self._buffer.reading_allowed():
+                self._changed.wait()
+            inner = self._inner
+        assert inner is not None
+        return next(inner)
+
+    def op_sleep(self, delay: float) -> None:
+        deadline = time.monotonic() + delay
+        with self._lock:
+            while not self._session.aborted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
+
+    def op_send(self, chunk: bytes) -> None:
+        assert self._inner is not None
+        with contextlib.suppress(ConnectionClosedError):
+            self._inner.send_audio(chunk)
+
+    def op_configure(
+        self, keyterms: Sequence[str] | None, features: Mapping[str, Any] | None
+    ) -> None:
+        assert self._inner is not None
+        with contextlib.suppress(ConnectionClosedError):
+            self._inner.configure(keyterms, features)
+
+    def op_finalize(self, channel: int | None) -> None:
+        assert self._inner is not None
+        self._inner.post_finalize(channel)
+
+    def op_close_stream(self) -> None:
+        assert self._inner is not None
+        self._inner.post_close_stream()
+
+    def op_emit(self, event: Event) -> None:
+        with self._lock:
+            self._buffer.push(event)
+            self._changed.notify_all()

@@ -23,11 +23,12 @@ aborts the stream.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import trio
@@ -36,6 +37,7 @@ from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._options import Auth, LiveOptions
+from dgproto._reconnect import ReconnectPolicy, reconnect_policy
 from dgproto._state import State
 
 from ._common import (
@@ -51,8 +53,10 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._proxy import FROM_ENV, ConnectTunnel, FromEnv, Proxy
+from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
 
-__all__ = ["ListenStream", "connect"]
+__all__ = ["ListenStream", "ReconnectingStream", "connect"]
 
 logger = logging.getLogger("dgproto.transports.trio")
 
@@ -257,6 +261,18 @@ class ListenStream(StreamState):
             self._buffer.unlift()
             self._pulse()
 
+    def post_finalize(self, channel: int | None) -> None:
+        """Send a Finalize without waiting for its answer (for a reconnecting stream)."""
+        if self._conn.state is State.OPEN:
+            self._conn.finalize(channel, now=trio.current_time())
+            self._queue()
+
+    def post_close_stream(self) -> None:
+        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
+        if self._conn.state is State.OPEN:
+            self._conn.close_stream(now=trio.current_time())
+            self._queue()
+
     async def abort(self) -> Closed:
         """Close now, without draining: a close frame if possible, then the socket.
 
@@ -296,11 +312,28 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
+async def _through_proxy(proxy: Proxy, host: str, port: int) -> trio.SocketStream:
+    """TCP to the proxy and CONNECT: the stream is then a tunnel to ``host:port``."""
+    tunnel = ConnectTunnel(proxy, host, port)
+    tcp = await trio.open_tcp_stream(proxy.host, proxy.port)
+    try:
+        await tcp.send_all(tunnel.request)
+        while not tunnel.feed(await tcp.receive_some(1)):
+            pass
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return tcp
+
+
 async def _open_transport(plan: Plan, deadline: float) -> trio.abc.Stream:
     """DNS, TCP and TLS (the handshake done here, so certificate errors surface now)."""
     endpoint = plan.endpoint
     with trio.move_on_at(deadline):
-        tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        if plan.proxy is None:
+            tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        else:
+            tcp = await _through_proxy(plan.proxy, endpoint.host, endpoint.port)
         if plan.ssl_context is None:
             return tcp
         tls = trio.SSLStream(
@@ -332,7 +365,9 @@ async def connect(
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
-) -> AsyncIterator[ListenStream]:
+    reconnect: ReconnectPolicy | bool = False,
+    proxy: str | FromEnv | None = FROM_ENV,
+) -> AsyncIterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
     Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
@@ -346,10 +381,21 @@ async def connect(
     ``OSError`` (including ``ssl.SSLError``) when the network or TLS fails, and
     ``ConnectionClosedError`` if the server hangs up during the upgrade.
 
+    ``proxy="http://[user:pass@]host:port"`` tunnels through an HTTP CONNECT proxy (TLS
+    to the server still verified end to end); when not given, ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``NO_PROXY`` apply; ``proxy=None`` ignores them. ``open_timeout``
+    covers the proxy too; a refused CONNECT raises ``dgproto.transports.ProxyError`` (a
+    ``HandshakeError``).
+
+    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
+    replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
+    connect on connection errors and 429/5xx.
+
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
-    plan = make_plan(
+    plan = functools.partial(
+        make_plan,
         options,
         api_key=api_key,
         access_token=access_token,
@@ -358,7 +404,21 @@ async def connect(
         config=config,
         ssl_context=ssl_context,
         extra_headers=extra_headers,
+        proxy=proxy,
     )
+    first = plan()  # the arguments are checked here, before any network
+    policy = reconnect_policy(reconnect)
+    if policy is None:
+        async with _connect_one(first) as single:
+            yield single
+        return
+    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
+    """One socket, no reconnect: what ``connect`` does by default."""
     started = trio.current_time()
     timeout = plan.conn.config.open_timeout
     transport = await _open_transport(plan, math.inf if timeout is None else started + timeout)
@@ -380,5 +440,59 @@ async def connect(
                 stream._abort()
     finally:
         await trio.aclose_forcefully(transport)
+    if error is not None:
+        raise error
+
+
+class _Signal:
+    """The reconnecting stream's "something changed" pulse, on trio."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def pulse(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            await self._event.wait()
+
+    def now(self) -> float:
+        return trio.current_time()
+
+
+class ReconnectingStream(AsyncReconnectingStream):
+    """A ``/v1/listen`` stream on trio that survives dropped sockets.
+
+    Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
+    ``request_ids`` and ``reconnects``; iteration also yields ``Reconnecting`` and
+    ``Reconnected``. A task in the block's nursery runs the sockets.
+    """
+
+
+@asynccontextmanager
+async def _reconnecting(
+    policy: ReconnectPolicy,
+    options: LiveOptions | None,
+    open_socket: Callable[[], AbstractAsyncContextManager[ListenStream]],
+) -> AsyncIterator[ReconnectingStream]:
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
+    stream = ReconnectingStream(session, _Signal(), open_socket)
+
+    async def supervise(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await stream.supervise(task_status.started)
+
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            await nursery.start(supervise)
+            yield stream
+        except BaseException as exc:
+            # Raised below, outside the nursery, so it is not wrapped in a group.
+            error = exc
+        finally:
+            session.aborted = True
+            nursery.cancel_scope.cancel()
     if error is not None:
         raise error
