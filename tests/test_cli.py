@@ -34,15 +34,9 @@ from dgproto import (
     UtteranceEnd,
     Word,
 )
-from dgproto.cli import (
-    TextView,
-    _describe_event,
-    _final_text,
-    build_parser,
-    event_json,
-    main,
-)
 from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
+from dgproto.transports.cli import TextView, build_parser, event_json, main
+from dgproto.transports.cli.views import describe_event, final_text
 from dgproto.transports.server import ThreadedEmulatorServer, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -313,7 +307,7 @@ def test_json_flag_wins_over_a_terminal_and_text_view_renders_speakers() -> None
             Alternative(transcript="hi yo man", confidence=1.0, words=(word, other, same)),
         ),
     )  # fmt: skip
-    assert _final_text(results) == "[channel 1] [Speaker 1] Hi. [Speaker 0] yo man"
+    assert final_text(results) == "[channel 1] [Speaker 1] Hi. [Speaker 0] yo man"
     data = event_json(results, at=1.23456, lag=0.5)
     assert (data["event"], data["time"], data["lag"]) == ("Results", 1.235, 0.5)
     assert data["alternatives"][0]["words"][0]["speaker"] == 1
@@ -352,7 +346,7 @@ def test_json_flag_wins_over_a_terminal_and_text_view_renders_speakers() -> None
     ],
 )
 def test_text_view_describes_each_event(event: Event, line: str | None) -> None:
-    assert _describe_event(event) == line
+    assert describe_event(event) == line
 
 
 # --------------------------------------------------------------------------- errors
