@@ -438,9 +438,10 @@ def test_handshake_rejected_shows_status_code_message_and_request_id(hello_wav: 
     with serve_in_thread(config=EmulatorConfig(accepted_keys=["the-right-key"])) as strict:
         result = run("transcribe", str(hello_wav), "--url", strict.url, "--api-key", KEY)
     assert result.returncode == 1
-    (line,) = result.stderr.splitlines()
+    line, hint = result.stderr.splitlines()
     assert line.startswith(f"dgproto transcribe: {strict.url.split('/')[2]} refused the stream: ")
     assert "HTTP 401, err_code=INVALID_AUTH, err_msg='Invalid credentials.', request_id=" in line
+    assert hint.startswith("the server did not accept the key from --api-key; `dgproto serve`")
     assert KEY not in result.stderr + result.stdout
 
 
@@ -449,7 +450,88 @@ def test_emulator_without_key_gets_a_hint(server: ThreadedEmulatorServer, hello_
     assert result.returncode == 1
     first, hint = result.stderr.splitlines()
     assert "HTTP 401" in first
-    assert hint.startswith("the dgproto emulator accepts any key: pass --api-key anything")
+    assert hint == (
+        "the server wants an API key: pass --api-key KEY (or start `dgproto serve` with --no-auth)"
+    )
+
+
+def test_environment_key_is_used_on_loopback_ws(hello_wav: Path) -> None:
+    """A key in clear text over ws://127.0.0.1 never leaves the machine: it is sent."""
+    with serve_in_thread(config=EmulatorConfig(accepted_keys=[KEY])) as strict:
+        env = {**_env(), "DEEPGRAM_API_KEY": KEY}
+        result = subprocess.run(
+            _command("transcribe", str(hello_wav), "--url", strict.url, "--json"),
+            cwd=REPO, capture_output=True, timeout=30, env=env, text=True,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert events(result.stdout)[-1]["close_code"] == 1000
+    assert KEY not in result.stderr + result.stdout
+
+
+def test_wrong_environment_key_names_its_source(hello_wav: Path) -> None:
+    with serve_in_thread(config=EmulatorConfig(accepted_keys=["K"])) as strict:
+        env = {**_env(), "DEEPGRAM_API_KEY": KEY}
+        result = subprocess.run(
+            _command("transcribe", str(hello_wav), "--url", strict.url),
+            cwd=REPO, capture_output=True, timeout=30, env=env, text=True,
+        )  # fmt: skip
+    assert result.returncode == 1
+    hint = result.stderr.splitlines()[1]
+    assert hint.startswith("the server did not accept the key from $DEEPGRAM_API_KEY;")
+    assert KEY not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8765/v1/listen", "not http://: try ws://127.0.0.1:8765/v1/listen"),
+        ("https://api.deepgram.com/v1/listen", "try wss://api.deepgram.com/v1/listen"),
+        ("127.0.0.1:8765", "--url must be a ws:// or wss:// URL, e.g. ws://"),
+        ("ws://user:pw@127.0.0.1/v1/listen", "--url must not hold user:password@"),
+        ("ws://127.0.0.1:notaport/v1/listen", "--url has a bad port 'notaport'"),
+        ("ws://127.0.0.1:99999/v1/listen", "--url has a bad port '99999'"),
+        ("ws://:8765/v1/listen", "--url has no host"),
+    ],
+)
+def test_bad_url_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], hello_wav: Path, url: str, message: str
+) -> None:
+    assert main(["transcribe", str(hello_wav), "--url", url, "--api-key", "k"]) == 2
+    err = capsys.readouterr().err
+    (line,) = err.splitlines()
+    assert line.startswith("dgproto transcribe: ")
+    assert message in line
+    assert "pw" not in line
+
+
+def test_empty_api_key_is_one_line(capsys: pytest.CaptureFixture[str], hello_wav: Path) -> None:
+    assert main(["transcribe", str(hello_wav), "--api-key", "", "--url", "ws://127.0.0.1:9"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "dgproto transcribe: --api-key is empty: give your key, or leave the flag out to use "
+        "$DEEPGRAM_API_KEY"
+    )
+
+
+def test_serve_bad_port_exits_2_without_traceback() -> None:
+    result = run("serve", "--port", "99999")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        "argument --port: a port is 0..65535 (0 picks a free one), got 99999"
+    )
+
+
+def test_synth_into_a_closed_pipe_is_quiet() -> None:
+    text = "hello world " * 300
+    command = " ".join(_command("synth", repr(text), "-o", "-"))
+    result = subprocess.run(
+        f"{command} | head -c 10 > /dev/null; exit ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", cwd=REPO, capture_output=True, text=True,
+        timeout=30, env=_env(),
+    )  # fmt: skip
+    assert result.stderr == ""
+    assert result.returncode in (0, 1)
 
 
 def test_connection_refused(hello_wav: Path) -> None:

@@ -120,6 +120,7 @@ class EmulatorConnection:
     first call. Introspection for tests: ``request_id``, ``options``, ``subprotocol``,
     ``received_text_messages`` (a bounded log), ``audio_bytes_received``,
     ``audio_seconds_received``, ``messages_sent``, ``close_sent``, ``close_received``,
+    ``path``, ``http_status``,
     ``features`` (formatting in force, after any Configure) and ``keyterms`` (from the
     last Configure). Audio is never kept, only counted and hashed.
 
@@ -147,6 +148,9 @@ class EmulatorConnection:
         self.audio_bytes_received = 0
         self.messages_sent = 0
         self.close_sent: tuple[int, str] | None = None
+        #: The request's path (never its query) and the HTTP status answered: for logs.
+        self.path: str | None = None
+        self.http_status: int | None = None
         self.close_received: tuple[int, str] | None = None
         self._log: deque[ClientMessage] = deque(maxlen=self.config.message_log_limit)
         self._ws = WSConnection(ConnectionType.SERVER)
@@ -418,6 +422,7 @@ class EmulatorConnection:
             status = 405
         else:
             status = int(getattr(exc.event_hint, "status_code", 400))
+        self.http_status = status
         body = wire.http_error_body(status, self.request_id, None, text).encode()
         head = [
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
@@ -432,6 +437,7 @@ class EmulatorConnection:
 
     def _on_request(self, request: Request, now: float) -> None:
         config = self.config
+        self.path = request.target.partition("?")[0]
         decision = evaluate(
             target=request.target,
             headers=list(request.extra_headers),
@@ -443,8 +449,10 @@ class EmulatorConnection:
             fault_header=config.fault_header,
         )
         if isinstance(decision, Accept):
+            self.http_status = 101
             self._accept(decision, now)
             return
+        self.http_status = decision.status
         body = wire.http_error_body(
             decision.status, self.request_id, decision.err_code, decision.err_msg
         ).encode()

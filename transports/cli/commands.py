@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 import wave
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from dgproto._audio import BYTES_PER_SAMPLE
 from dgproto._config import Config
@@ -23,8 +23,18 @@ from dgproto._options import LiveOptions
 from ..server import serve_in_thread
 from .runtime import Job, stream
 from .session import FinalizeStep, Note, Pause, Session, Step, View, audio_steps
-from .shared import API_KEY_ENV, DEFAULT_URL, EXIT_FAILURE, EXIT_OK, TRANSPORTS, CliError, reason
+from .shared import (
+    API_KEY_ENV,
+    DEFAULT_URL,
+    EXIT_FAILURE,
+    EXIT_OK,
+    TRANSPORTS,
+    CliError,
+    OutputClosed,
+    reason,
+)
 from .sources import RAW_ENCODINGS, AudioFormat, AudioSource, chunk_frames, open_source
+from .target import KeyChoice, check_url, choose_key
 from .views import JsonView, TextView
 
 __all__ = [
@@ -117,13 +127,15 @@ def _make_view(args: argparse.Namespace, out: TextIO) -> View:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    url = args.url or DEFAULT_URL
-    key = args.api_key or (os.environ.get(API_KEY_ENV) if url.startswith("wss://") else None)
-    if not key and _needs_key(url):
+    url = check_url(args.url or DEFAULT_URL)
+    key = choose_key(url, args.api_key, os.environ)
+    if key.key is None and _needs_key(url):
         raise CliError(
             f"no Deepgram API key: pass --api-key KEY or set {API_KEY_ENV}",
             hint="" if args.url else _EMULATOR_HINT,
         )
+    if key.withheld:
+        print(f"dgproto transcribe: {key.withheld}", file=sys.stderr, flush=True)
     source = open_source(args.source, raw=_raw_format(args), chunk_ms=args.chunk_ms)
     try:
         options = _options_from_args(args, source.format)
@@ -132,7 +144,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         job = Job(
             options=options,
             url=url,
-            api_key=args.api_key,
+            key=key,
             config=Config(),
             session=session,
             steps=audio_steps(source),
@@ -170,8 +182,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     seconds = len(data) / audio.bytes_per_second
     try:
         if args.output == "-":
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            _write_binary(sys.stdout.buffer, data)
             return EXIT_OK
         if wav:
             with wave.open(args.output, "wb") as writer:
@@ -195,6 +206,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
         "--api-key anything"
     )
     return EXIT_OK
+
+
+def _write_binary(out: IO[bytes], data: bytes) -> None:
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:  # `dgproto synth ... -o - | head -c 10`: not an error to report
+        raise OutputClosed from None
 
 
 # --------------------------------------------------------------------------- demo
@@ -257,7 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 vad_events=True,
             ),
             url=server.url,
-            api_key="demo",
+            key=KeyChoice("demo", "--api-key"),
             config=Config(keepalive_interval=keepalive),
             session=session,
             steps=steps,
@@ -366,8 +385,8 @@ def register_transcribe(commands: Any) -> None:
     t.add_argument("--url", help=f"the server (default {DEFAULT_URL})")
     t.add_argument(
         "--api-key",
-        help=f"Deepgram API key (default: ${API_KEY_ENV}, safer than this flag; "
-        "used only over wss://)",
+        help=f"Deepgram API key (default: ${API_KEY_ENV}, safer than this flag; the "
+        "environment's key is sent over wss:// and to ws:// on this machine only)",
     )
     _add_transport(t)
     pace = t.add_mutually_exclusive_group()

@@ -30,6 +30,7 @@ from ..sync import connect as connect_sync
 from .session import Command, Request, Send, Session, Sleep, Step
 from .session import requests as plan_requests
 from .shared import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, reason, where
+from .target import KeyChoice, rejection_hint
 
 __all__ = ["Job", "describe_close", "stream"]
 
@@ -60,7 +61,7 @@ class Job:
 
     options: LiveOptions
     url: str
-    api_key: str | None
+    key: KeyChoice
     config: Config
     session: Session
     steps: Iterable[Step]
@@ -70,7 +71,7 @@ class Job:
         return plan_requests(self.session, self.steps, self.speed)
 
     def connect_kwargs(self) -> dict[str, Any]:
-        return {"api_key": self.api_key, "url": self.url, "config": self.config}
+        return {"api_key": self.key.key, "url": self.url, "config": self.config}
 
 
 async def _drive_async(runtime: _AsyncRuntime, job: Job) -> None:
@@ -250,16 +251,10 @@ def stream(transport: str, job: Job, *, watch_keepalives: bool = False) -> int:
                 stack.enter_context(_watch_keepalives(session))
             _run_job(transport, job)
     except HandshakeError as exc:
-        hint = ""
-        if exc.status_code == 401 and job.api_key is None and job.url.startswith("ws://"):
-            hint = (
-                "the dgproto emulator accepts any key: pass --api-key anything "
-                "(or start it with --no-auth)"
-            )
         raise CliError(
             f"{endpoint} refused the stream: {_describe_rejection(exc)}",
             status=EXIT_FAILURE,
-            hint=hint,
+            hint=rejection_hint(job.key, exc.status_code, job.url),
         ) from None
     except ConnectionClosedError as exc:  # during the opening handshake
         raise CliError(
