@@ -673,15 +673,63 @@ def test_synth_refuses_mulaw_in_a_wav(tmp_path: Path, capsys: pytest.CaptureFixt
     assert raw.read_bytes() == synthesize("x", encoding="mulaw", channels=2)
 
 
-def test_serve_prints_its_url_and_stops_on_ctrl_c() -> None:
+def test_serve_prints_its_url_logs_each_connection_and_stops_on_ctrl_c(hello_wav: Path) -> None:
     proc = subprocess.Popen(
-        _command("serve", "--port", "0"), cwd=REPO, stdout=subprocess.PIPE, text=True, env=_env()
-    )
+        _command("serve", "--port", "0"),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("dgproto emulator listening on ws://127.0.0.1:")
+    url = line.split()[-1]
+    ok = run("transcribe", str(hello_wav), "--url", url, "--api-key", KEY, "--json")
+    refused = run("transcribe", str(hello_wav), "--url", url)
+    assert (ok.returncode, refused.returncode) == (0, 1)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 0
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    request_id = events(ok.stdout)[-1]["request_id"]
+    first, second = err.splitlines()
+    assert first.startswith("dgproto serve: connection 1 from 127.0.0.1:")
+    assert first.endswith(f", /v1/listen, request id {request_id}, close code 1000")
+    assert second.startswith("dgproto serve: connection 2 from 127.0.0.1:")
+    assert second.endswith("refused with HTTP 401")
+    assert KEY not in err
+
+
+def test_raw_json_prints_deepgrams_messages_as_they_came(
+    server: ThreadedEmulatorServer, hello_wav: Path
+) -> None:
+    result = run("transcribe", *stream_args(server, "--raw-json"), str(hello_wav))
+    assert result.returncode == 0, result.stderr
+    messages = events(result.stdout)
+    assert [m["type"] for m in messages][-1] == "Metadata"
+    results = [m for m in messages if m["type"] == "Results" and m["is_final"]]
+    text = " ".join(r["channel"]["alternatives"][0]["transcript"] for r in results).strip()
+    assert text == TEXT
+    assert "metadata" in results[0]  # the whole message, not dgproto's schema
+    assert "event" not in messages[0]
+    assert "final(s)" in result.stderr
+
+
+def test_version() -> None:
+    from dgproto import __version__
+
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, f"dgproto {__version__}\n")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_traces_the_wire_with_the_key_redacted(
+    server: ThreadedEmulatorServer, hello_wav: Path, where: str
+) -> None:
+    args = ["transcribe", *stream_args(server, "--json")]
+    args = ["-v", *args] if where == "before" else [*args, "-v"]
+    result = run(*args, str(hello_wav))
+    assert result.returncode == 0, result.stderr
+    assert "dgproto.transports.asyncio: -> upgrade request" in result.stderr
+    assert "authorization: <redacted>" in result.stderr
+    assert KEY not in result.stderr + result.stdout
 
 
 def test_synth_reports_bad_text_and_unwritable_paths(
@@ -739,7 +787,8 @@ def test_demo_runs_end_to_end() -> None:
     assert "emulator is listening on ws://127.0.0.1:" in out
     assert "   ~ " in out  # interim results
     assert "<- FinalizeComplete (from_finalize)" in out
-    assert out.count("-> KeepAlive, ") >= 2
+    assert out.count("-> KeepAlive, ") == 3  # 1.1 s of silence, one every 0.3 s
+    assert "this demo sets Config(keepalive_interval=0.3), so dgproto sends KeepAlive" in out
     assert "-> CloseStream" in out
     assert "<- Metadata: " in out
     assert "model emulator-tone" in out

@@ -35,7 +35,7 @@ from .shared import (
 )
 from .sources import RAW_ENCODINGS, AudioFormat, AudioSource, chunk_frames, open_source
 from .target import KeyChoice, check_url, choose_key
-from .views import JsonView, TextView
+from .views import JsonView, RawJsonView, TextView
 
 __all__ = [
     "cmd_demo",
@@ -121,6 +121,8 @@ def _speed(args: argparse.Namespace, source: AudioSource) -> float | None:
 
 
 def _make_view(args: argparse.Namespace, out: TextIO) -> View:
+    if args.raw_json:
+        return RawJsonView(out)
     if args.json or not out.isatty():
         return JsonView(out)
     return TextView(out, live=True)
@@ -260,7 +262,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             Pause(
                 silence,
                 f"-> {silence:g} s without sending audio. The emulator, like Deepgram, closes "
-                f"a stream idle for {idle:g} s; dgproto sends KeepAlive every {keepalive:g} s.",
+                f"a stream idle for {idle:g} s; this demo sets Config(keepalive_interval="
+                f"{keepalive:g}), so dgproto sends KeepAlive after every {keepalive:g} s "
+                "without audio.",
             ),
             Note(f"-> streaming part 2 at {1 / scale:g}x real time"),
             *_chunks(parts[1], chunk),
@@ -405,7 +409,16 @@ def register_transcribe(commands: Any) -> None:
         metavar="MS",
         help="audio per message in milliseconds (default 100)",
     )
-    t.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
+    output = t.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", action="store_true", help="dgproto's JSON lines, even on a terminal"
+    )
+    output.add_argument(
+        "--raw-json",
+        action="store_true",
+        help="Deepgram's messages as they came, one JSON object per line (for jq pipelines "
+        "written for Deepgram); notes and the summary go to stderr",
+    )
     raw = t.add_argument_group("raw audio (instead of a WAV header)")
     raw.add_argument("--encoding", choices=RAW_ENCODINGS)
     raw.add_argument("--sample-rate", type=_positive_int, metavar="HZ")

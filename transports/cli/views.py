@@ -27,7 +27,7 @@ from dgproto._events import (
 from .session import Summary
 from .shared import write
 
-__all__ = ["JsonView", "TextView", "describe_event", "event_json", "final_text"]
+__all__ = ["JsonView", "RawJsonView", "TextView", "describe_event", "event_json", "final_text"]
 
 
 def _clock(seconds: float) -> str:
@@ -257,3 +257,33 @@ class JsonView:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+class RawJsonView:
+    """Deepgram's own messages, one JSON object per line, as they came (``Results``,
+    ``Metadata``, ``SpeechStarted``, ... and any type dgproto does not know), so ``jq``
+    pipelines written for Deepgram keep working. Everything else goes to stderr."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def _emit(self, event: Event) -> None:
+        raw = getattr(event, "raw", None)
+        if raw:
+            write(self._out, json.dumps(raw, ensure_ascii=False) + "\n")
+
+    def progress(self, sent: float, total: float | None, lag: float | None) -> None:
+        pass
+
+    def results(self, results: Results, lag: float | None, at: float) -> None:
+        self._emit(results)
+
+    def event(self, event: Event, at: float) -> None:
+        self._emit(event)
+
+    def note(self, text: str) -> None:
+        print(f"dgproto: {text}", file=sys.stderr, flush=True)
+
+    def summary(self, summary: Summary) -> None:
+        finals = f"{summary.finals} final(s)"
+        self.note(f"{summary.audio_seconds:.2f} s of audio sent, {finals}")
