@@ -450,6 +450,7 @@ def describe_connection(record: ConnectionRecord) -> str:
         parts.append("no close frame")
     if record.error is not None:
         parts.append(f"dropped: {type(record.error).__name__}")
+    parts.extend(f"note: {text}" for text in emulator.warnings)
     return ", ".join(parts)
 
 

@@ -67,6 +67,19 @@ NET0001_REASON = (
 )
 
 _MODEL_UUID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/dgproto/emulator-tone"))
+#: Said once when a stream comes without ``encoding=`` (mp3, ogg, flac, webm, m4a, ...).
+CONTAINER_WARNING = (
+    "The dgproto emulator cannot transcribe encoded or container audio (no encoding= was "
+    "given): it counted the bytes and returns no transcript. It understands raw tone-coded "
+    "audio from `dgproto synth`."
+)
+#: Seconds of loud audio with no word recognized before saying ``UNDECODED_WARNING``.
+UNDECODED_SECONDS = 2.0
+UNDECODED_WARNING = (
+    "The dgproto emulator heard sound but no word it can decode: it only understands "
+    "tone-coded audio from `dgproto synth` (or dgproto.emulator.synthesize), not real "
+    "speech, so its transcripts here are empty."
+)
 _INJECTED_UNKNOWN = wire.dumps(
     {"type": "EmulatorUnknown", "description": "dgproto fault injection: an unknown type"}
 )
@@ -151,6 +164,9 @@ class EmulatorConnection:
         #: The request's path (never its query) and the HTTP status answered: for logs.
         self.path: str | None = None
         self.http_status: int | None = None
+        #: What the emulator could not do with this stream, each said once: in the
+        #: Metadata's ``warnings`` and the server's log line.
+        self.warnings: list[str] = []
         self.close_received: tuple[int, str] | None = None
         self._log: deque[ClientMessage] = deque(maxlen=self.config.message_log_limit)
         self._ws = WSConnection(ConnectionType.SERVER)
@@ -408,6 +424,7 @@ class EmulatorConnection:
             model=self.config.model_info,
             model_uuid=_MODEL_UUID,
             extra=options.extra if options else None,
+            warnings=self.warnings,
         )
 
     # ------------------------------------------------------------------ handshake
@@ -501,7 +518,9 @@ class EmulatorConnection:
         self._message_count_faults(now)
 
     def _setup_audio(self, options: LiveOptions) -> None:
-        assert options.encoding is not None
+        if options.encoding is None:
+            self.warnings.append(CONTAINER_WARNING)
+            return
         assert options.sample_rate is not None
         channels = options.channels or 1
         self._pcm = PcmDecoder(options.encoding, channels)
@@ -605,12 +624,19 @@ class EmulatorConnection:
                 self._close_stream(now)
 
     def _on_audio(self, data: bytes, now: float) -> None:
-        assert self._pcm is not None
         self.audio_bytes_received += len(data)
         self._sha256.update(data)
+        if self._pcm is None:  # a container: counted, never decoded
+            return
         channels = self._pcm.feed(data)
         for index, transcriber in self._transcribers.items():
             self._emit(index, transcriber.feed(channels[index]), now)
+            if (
+                transcriber.words_heard == 0
+                and transcriber.loud_seconds >= UNDECODED_SECONDS
+                and UNDECODED_WARNING not in self.warnings
+            ):
+                self.warnings.append(UNDECODED_WARNING)
 
     def _on_text(self, text: str, now: float) -> None:
         problem: str | None = None
