@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import pty
+import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import wave
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -373,26 +376,137 @@ def test_no_key_for_a_deepgram_url_is_one_line(hello_wav: Path) -> None:
     ]
 
 
-def _float_wav(path: Path) -> None:
-    """A valid WAV of IEEE floats (format tag 3), which is not integer PCM."""
-    fmt = (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
-    fmt += (64000).to_bytes(4, "little") + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
-    body = b"WAVEfmt " + (16).to_bytes(4, "little") + fmt + b"data" + (8).to_bytes(4, "little")
-    path.write_bytes(b"RIFF" + (len(body) + 8).to_bytes(4, "little") + body + bytes(8))
+def any_wav(
+    tag: int,
+    bits: int,
+    data: bytes,
+    *,
+    rate: int = 16000,
+    channels: int = 1,
+    extensible: bool = False,
+    streaming: bool = False,
+) -> bytes:
+    """A WAV of any format tag, written by hand (``wave`` only writes PCM): with
+    ``extensible``, as WAVE_FORMAT_EXTENSIBLE (sox's 24-bit output); with ``streaming``,
+    a data size of 0xFFFFFFFF as written to a pipe. A LIST chunk comes first, as sox's."""
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * align,
+                      align, bits)  # fmt: skip
+    if extensible:
+        guid_tail = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+        fmt += struct.pack("<HHI", 22, bits, 0) + struct.pack("<H", tag) + guid_tail
+    size = 0xFFFFFFFF if streaming else len(data)
+    body = b"WAVE" + b"LIST" + struct.pack("<I", 3) + b"abc\x00"
+    body += b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _floats(frames: bytes, code: str) -> bytes:
+    samples = array("h", frames)
+    return struct.pack(f"<{len(samples)}{code}", *(v / 32768 for v in samples))
+
+
+@pytest.mark.parametrize(
+    ("tag", "bits", "make", "extensible"),
+    [
+        (7, 8, lambda: synthesize(TEXT, sample_rate=8000, encoding="mulaw"), False),
+        (6, 8, lambda: synthesize(TEXT, sample_rate=8000, encoding="alaw"), False),
+        (3, 32, lambda: _floats(synthesize(TEXT, sample_rate=8000), "f"), False),
+        (3, 64, lambda: _floats(synthesize(TEXT, sample_rate=8000), "d"), False),
+        (1, 24, lambda: _int16_to(3, synthesize(TEXT, sample_rate=8000)), True),
+        (7, 8, lambda: synthesize(TEXT, sample_rate=8000, encoding="mulaw"), True),
+    ],
+)
+def test_wav_formats_people_have(
+    server: ThreadedEmulatorServer, tmp_path: Path, tag: int, bits: int, make: Any,
+    extensible: bool,
+) -> None:  # fmt: skip
+    path = tmp_path / "x.wav"
+    path.write_bytes(any_wav(tag, bits, make(), rate=8000, extensible=extensible))
+    result = run("transcribe", str(path), *stream_args(server, "--json"))
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+    sent = server.connections[-1].emulator.options
+    assert sent is not None
+    want = {7: "mulaw", 6: "alaw", 3: "linear16", 1: "linear32"}[tag]
+    assert (sent.encoding, sent.sample_rate) == (want, 8000)
+
+
+def test_streamed_wav_on_stdin_reads_to_the_end(server: ThreadedEmulatorServer) -> None:
+    audio = any_wav(7, 8, synthesize(TEXT, sample_rate=8000, encoding="mulaw"), rate=8000,
+                    streaming=True)  # fmt: skip
+    result = run("transcribe", "-", *stream_args(server), stdin=audio)
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+
+
+@pytest.mark.parametrize(
+    ("head", "container"),
+    [
+        (b"ID3\x04\x00", "mp3"),
+        (b"\xff\xfb\x90\x00", "mp3"),
+        (b"OggS\x00\x02", "ogg"),
+        (b"fLaC\x00\x00", "flac"),
+        (b"\x1a\x45\xdf\xa3\x01", "webm"),
+        (b"\x00\x00\x00\x20ftypM4A ", "m4a"),
+    ],
+)
+def test_containers_pass_through_with_no_encoding(
+    server: ThreadedEmulatorServer, tmp_path: Path, head: bytes, container: str
+) -> None:
+    path = tmp_path / f"x.{container}"
+    path.write_bytes(head + bytes(10000))
+    result = run("transcribe", str(path), "--url", server.url, "--api-key", KEY, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = events(result.stdout)[-1]
+    assert summary["audio_bytes"] == len(head) + 10000
+    assert summary["audio_seconds"] is None
+    assert summary["finals"] == 0
+    assert "cannot transcribe encoded or container audio" in summary["warnings"][0]
+    options = server.connections[-1].emulator.options
+    assert options is not None
+    assert (options.encoding, options.sample_rate, options.channels) == (None, None, None)
+
+
+def test_container_cannot_be_paced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.flac"
+    path.write_bytes(b"fLaC" + bytes(100))
+    assert main(["transcribe", str(path), "--url", "ws://127.0.0.1:9", "--realtime"]) == 2
+    assert "--realtime and --speed need WAV or raw audio: flac has no fixed byte rate" in (
+        capsys.readouterr().err
+    )
+
+
+def test_real_speech_against_the_emulator_says_why_the_transcript_is_empty(
+    server: ThreadedEmulatorServer, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    noise = array("h", (rng.randint(-15000, 15000) for _ in range(16000 * 3))).tobytes()
+    path = write_wav(tmp_path / "speech.wav", noise)
+    result = run("transcribe", str(path), *stream_args(server, "--json"))
+    assert result.returncode == 0, result.stderr
+    (warning,) = events(result.stdout)[-1]["warnings"]
+    assert "only understands tone-coded audio from `dgproto synth`" in warning
 
 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
         ("missing.wav", "cannot read missing.wav: No such file or directory"),
-        ("float.wav", "float.wav is not a PCM WAV file (unknown format: 3); dgproto reads"),
-        ("notes.txt", "notes.txt is not a WAV file; for raw audio give --encoding and --sample"),
+        (
+            "adpcm.wav",
+            "adpcm.wav is not a WAV dgproto can send: 4-bit format 2 WAV is not "
+            "supported; dgproto reads PCM",
+        ),
+        ("cut.wav", "cut.wav is not a WAV dgproto can send: it has no data chunk"),
+        ("notes.txt", "notes.txt is not WAV, mp3, ogg, flac, webm or m4a; for raw audio give"),
     ],
 )
-def test_unreadable_or_non_pcm_file_is_one_line_and_exit_2(
+def test_unreadable_or_unsupported_file_is_one_line_and_exit_2(
     tmp_path: Path, name: str, message: str
 ) -> None:
-    _float_wav(tmp_path / "float.wav")
+    (tmp_path / "adpcm.wav").write_bytes(any_wav(2, 4, bytes(100)))
+    (tmp_path / "cut.wav").write_bytes(any_wav(1, 16, b"")[:-8])
     (tmp_path / "notes.txt").write_text("not audio\n")
     result = subprocess.run(
         _command("transcribe", name, "--url", "ws://127.0.0.1:9/v1/listen"),
@@ -732,11 +846,21 @@ def test_verbose_traces_the_wire_with_the_key_redacted(
     assert KEY not in result.stderr + result.stdout
 
 
+def test_synth_at_44100_round_trips(server: ThreadedEmulatorServer, tmp_path: Path) -> None:
+    path = tmp_path / "cd.wav"
+    assert run("synth", TEXT, "-o", str(path), "--sample-rate", "44100").returncode == 0
+    with wave.open(str(path)) as reader:
+        assert reader.getframerate() == 44100
+    result = run("transcribe", str(path), *stream_args(server))
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+
+
 def test_synth_reports_bad_text_and_unwritable_paths(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["synth", "x", "-o", str(tmp_path / "x.wav"), "--sample-rate", "44100"]) == 2
-    assert capsys.readouterr().err.startswith("dgproto synth: sample_rate must be")
+    assert main(["synth", "x", "-o", str(tmp_path / "x.wav"), "--sample-rate", "44000"]) == 2
+    assert capsys.readouterr().err.startswith("dgproto synth: sample_rate must be one of 8000,")
     assert main(["synth", "x", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"dgproto synth: cannot write {tmp_path}: Is a directory\n"
 

@@ -979,12 +979,30 @@ def test_without_multichannel_only_channel_zero_is_transcribed() -> None:
     assert client.messages[-1]["duration"] == pytest.approx(len(audio) / 64000)
 
 
-def test_unsupported_tone_rates_still_get_energy_events() -> None:
+def test_noise_at_44100_gets_energy_events_and_no_words() -> None:
     client = Client("encoding=linear16&sample_rate=44100&vad_events=true")
     client.audio(noise(0.5, rate=44100) + bytes(2 * 44100))
     assert client.of_type("SpeechStarted")
     assert all(r["channel"]["alternatives"][0]["words"] == [] for r in client.results)
     recognizer = ToneRecognizer(channel=0, sample_rate=44100)
+    assert recognizer.flush() == []
+
+
+@pytest.mark.parametrize("rate", [22050, 44100])
+def test_tone_audio_at_cd_rates_is_resampled_and_decoded(rate: int) -> None:
+    text = "Hello from dgproto. Tones carry words."
+    client = Client(f"encoding=linear16&sample_rate={rate}&punctuate=true")
+    client.audio(synthesize(text, sample_rate=rate), chunk=3001)
+    client.text({"type": "CloseStream"})
+    assert (
+        " ".join(r["channel"]["alternatives"][0]["transcript"] for r in client.finals).strip()
+        == text
+    )
+
+
+def test_below_8000_hz_nothing_is_recognized() -> None:
+    recognizer = ToneRecognizer(channel=0, sample_rate=6000)
+    assert recognizer.feed(array("h", bytes(1200))) == []
     assert recognizer.flush() == []
 
 

@@ -113,6 +113,13 @@ def _raw_format(args: argparse.Namespace) -> AudioFormat | None:
 
 
 def _speed(args: argparse.Namespace, source: AudioSource) -> float | None:
+    if source.format.bytes_per_second is None:  # a container: no byte clock to pace by
+        if args.realtime or args.speed:
+            raise CliError(
+                f"--realtime and --speed need WAV or raw audio: {source.format.container} "
+                "has no fixed byte rate, so it is sent as it is read"
+            )
+        return None
     if args.realtime:
         return 1.0
     if args.speed is not None:
@@ -163,43 +170,37 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from dgproto.emulator import synthesize
 
-    audio = AudioFormat(
-        encoding=args.encoding, sample_rate=args.sample_rate, channels=args.channels
-    )
+    encoding, rate, channels = args.encoding, args.sample_rate, args.channels
+    audio = AudioFormat(encoding=encoding, sample_rate=rate, channels=channels)
     try:
-        data = synthesize(
-            args.text,
-            sample_rate=audio.sample_rate,
-            encoding=audio.encoding,
-            channels=audio.channels,
-        )
+        data = synthesize(args.text, sample_rate=rate, encoding=encoding, channels=channels)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     wav = args.output.lower().endswith(".wav")
-    if wav and audio.encoding not in ("linear16", "linear32"):
+    if wav and encoding not in ("linear16", "linear32"):
         raise CliError(
-            f"a WAV file holds linear16 or linear32 here, not {audio.encoding}; "
+            f"a WAV file holds linear16 or linear32 here, not {encoding}; "
             "write raw audio instead (an output name not ending in .wav)"
         )
-    seconds = len(data) / audio.bytes_per_second
+    seconds = len(data) / (BYTES_PER_SAMPLE[encoding] * rate * channels)
     try:
         if args.output == "-":
             _write_binary(sys.stdout.buffer, data)
             return EXIT_OK
         if wav:
             with wave.open(args.output, "wb") as writer:
-                writer.setnchannels(audio.channels)
-                writer.setsampwidth(BYTES_PER_SAMPLE[audio.encoding])
-                writer.setframerate(audio.sample_rate)
+                writer.setnchannels(channels)
+                writer.setsampwidth(BYTES_PER_SAMPLE[encoding])
+                writer.setframerate(rate)
                 writer.writeframes(data)
         else:
             with open(args.output, "wb") as file:
                 file.write(data)
     except OSError as exc:
         raise CliError(f"cannot write {args.output}: {reason(exc)}") from None
-    raw = "" if wav else f" --encoding {audio.encoding} --sample-rate {audio.sample_rate}"
-    if not wav and audio.channels > 1:
-        raw += f" --channels {audio.channels}"
+    raw = "" if wav else f" --encoding {encoding} --sample-rate {rate}"
+    if not wav and channels > 1:
+        raw += f" --channels {channels}"
     print(
         f"wrote {args.output}: {seconds:.2f} s of tone-codec audio ({audio.describe()})\n"
         f"transcribe it with the emulator:\n"
@@ -226,16 +227,15 @@ DEMO_PART_TWO = "The stream survived the silence. Goodbye!"
 DEMO_SILENCE = 11.0
 DEMO_KEEPALIVE = 3.0
 DEMO_IDLE_TIMEOUT = 10.0
+DEMO_RATE = 16000  # linear16 mono
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from dgproto.emulator import EmulatorConfig, synthesize
 
     scale = 0.1 if args.fast else 1.0
-    audio = AudioFormat(encoding="linear16", sample_rate=16000, channels=1)
-    parts = [
-        synthesize(text, sample_rate=audio.sample_rate) for text in (DEMO_PART_ONE, DEMO_PART_TWO)
-    ]
+    audio = AudioFormat(encoding="linear16", sample_rate=DEMO_RATE, channels=1)
+    parts = [synthesize(text, sample_rate=DEMO_RATE) for text in (DEMO_PART_ONE, DEMO_PART_TWO)]
     expected = f"{DEMO_PART_ONE} {DEMO_PART_TWO}"
     silence, keepalive, idle = (
         DEMO_SILENCE * scale,
@@ -244,12 +244,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     out = sys.stdout
     view = TextView(out, live=out.isatty(), interims=True)
-    chunk = audio.frame_size * chunk_frames(audio.sample_rate, 100)
+    chunk = audio.frame_size * chunk_frames(DEMO_RATE, 100)
 
     with serve_in_thread(config=EmulatorConfig(idle_timeout=idle)) as server:
         view.note(f"dgproto demo: a Deepgram-compatible emulator is listening on {server.url}")
         view.note("  (in this process: no network, no API key)")
-        total = sum(len(part) for part in parts) / audio.bytes_per_second
+        total = sum(len(part) for part in parts) / (2 * DEMO_RATE)
         view.note(
             f"Synthesized {total:.1f} s of tone-codec speech ({audio.describe()}): audio "
             "that carries its own transcript."

@@ -155,6 +155,9 @@ class Summary:
 
     request_id: str | None
     audio_seconds: float
+    #: Bytes of audio sent; with ``clocked`` False (a container) seconds are unknown.
+    audio_bytes: int
+    clocked: bool
     elapsed_seconds: float
     finals: int
     lag_median: float | None
@@ -162,6 +165,14 @@ class Summary:
     interrupted: bool
     closed: Closed | None
     metadata: Metadata | None
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the server said it could not do (the emulator's Metadata ``warnings``)."""
+        raw = self.metadata.raw.get("warnings") if self.metadata is not None else None
+        if not isinstance(raw, list):
+            return []
+        return [str(w.get("message")) for w in raw if isinstance(w, dict) and w.get("message")]
 
 
 class View(Protocol):
@@ -205,7 +216,9 @@ class Session:
 
     @property
     def audio_seconds(self) -> float:
-        return self._bytes_sent / self._bytes_per_second
+        """Seconds of audio sent; 0 for a container, which has no byte clock."""
+        rate = self._bytes_per_second
+        return 0.0 if rate is None else self._bytes_sent / rate
 
     def should_stop(self) -> bool:
         """True once the sender should stop: Ctrl-C, or the stream is over."""
@@ -220,7 +233,8 @@ class Session:
             self._bytes_sent += size
             self._sent_ends.append(self.audio_seconds)
             self._sent_times.append(now)
-            self.view.progress(self.audio_seconds, self.total_seconds, self._last_lag)
+            if self._bytes_per_second is not None:  # a container has no seconds to show
+                self.view.progress(self.audio_seconds, self.total_seconds, self._last_lag)
 
     def pause(self, step: Pause) -> None:
         with self._lock:
@@ -251,7 +265,7 @@ class Session:
 
     def _lag(self, end: float, now: float) -> float | None:
         """Seconds from sending the audio up to ``end`` until ``now``."""
-        if not self._sent_ends:
+        if not self._sent_ends or self._bytes_per_second is None:
             return None
         index = min(bisect.bisect_left(self._sent_ends, end - 1e-6), len(self._sent_ends) - 1)
         return max(0.0, now - self._sent_times[index])
@@ -283,6 +297,8 @@ class Session:
         return Summary(
             request_id=self.request_id,
             audio_seconds=self.audio_seconds,
+            audio_bytes=self._bytes_sent,
+            clocked=self._bytes_per_second is not None,
             elapsed_seconds=time.monotonic() - self.started,
             finals=len(self.finals),
             lag_median=statistics.median(lags) if lags else None,

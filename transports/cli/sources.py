@@ -1,5 +1,7 @@
-"""Audio in: a WAV file, raw audio or stdin as an ``AudioSource`` that yields chunks.
+"""Audio in: a WAV file, raw audio, a compressed file or stdin as an ``AudioSource``.
 
+WAV is sent as raw samples (``wav``); mp3, ogg/opus, flac, webm and m4a are passed through
+as they are, with no ``encoding``/``sample_rate``: Deepgram decodes containers itself.
 Reading stdin never blocks a runtime: a daemon thread reads it ahead (``_Prefetcher``).
 """
 
@@ -9,17 +11,24 @@ import os
 import queue
 import sys
 import threading
-import wave
 from collections.abc import Callable
 from typing import IO
 
 import attrs
 
-from dgproto._audio import BYTES_PER_SAMPLE
+from dgproto._audio import BYTES_PER_SAMPLE, bytes_per_second
 
 from .shared import CliError, reason
+from .wav import WavError, read_header
 
-__all__ = ["RAW_ENCODINGS", "AudioFormat", "AudioSource", "chunk_frames", "open_source"]
+__all__ = [
+    "RAW_ENCODINGS",
+    "AudioFormat",
+    "AudioSource",
+    "chunk_frames",
+    "open_source",
+    "sniff_container",
+]
 
 #: Encodings whose byte rate is fixed, so audio can be paced and timed.
 RAW_ENCODINGS = tuple(BYTES_PER_SAMPLE)
@@ -27,21 +36,32 @@ RAW_ENCODINGS = tuple(BYTES_PER_SAMPLE)
 
 @attrs.frozen(kw_only=True)
 class AudioFormat:
-    """Raw PCM as sent on the wire: what ``encoding``/``sample_rate``/``channels`` say."""
+    """What is sent on the wire: raw samples (``encoding``, ``sample_rate``, ``channels``)
+    or a ``container`` (mp3, ogg, ...) whose own header says it all."""
 
-    encoding: str
-    sample_rate: int
-    channels: int = 1
+    encoding: str | None
+    sample_rate: int | None
+    channels: int | None = 1
+    container: str | None = None
+
+    @classmethod
+    def passthrough(cls, container: str) -> AudioFormat:
+        return cls(encoding=None, sample_rate=None, channels=None, container=container)
 
     @property
     def frame_size(self) -> int:
-        return BYTES_PER_SAMPLE[self.encoding] * self.channels
+        """Bytes per sample frame (raw audio only)."""
+        assert self.encoding is not None
+        return BYTES_PER_SAMPLE[self.encoding] * (self.channels or 1)
 
     @property
-    def bytes_per_second(self) -> int:
-        return self.frame_size * self.sample_rate
+    def bytes_per_second(self) -> int | None:
+        """``None`` for a container: it has no fixed byte rate, so no audio clock."""
+        return bytes_per_second(self.encoding, self.sample_rate, self.channels or 1)
 
     def describe(self) -> str:
+        if self.container is not None:
+            return f"{self.container}, passed through for the server to decode"
         channels = "mono" if self.channels == 1 else f"{self.channels} channels"
         return f"{self.encoding}, {self.sample_rate} Hz, {channels}"
 
@@ -71,7 +91,7 @@ class AudioSource:
     def read(self) -> bytes | None:
         try:
             return self._read()
-        except (OSError, EOFError, wave.Error) as exc:
+        except (OSError, EOFError) as exc:
             raise CliError(f"cannot read {self.name}: {reason(exc)}") from None
 
     def close(self) -> None:
@@ -135,60 +155,59 @@ class _FdReader:
         return b"".join(parts)
 
 
-def _u8_to_linear16(data: bytes) -> bytes:
-    """8-bit WAV is unsigned: flip the sign bit and make it the high byte of an int16."""
-    out = bytearray(2 * len(data))
-    out[1::2] = data.translate(_FLIP_SIGN)
-    return bytes(out)
-
-
-def _s24_to_linear32(data: bytes) -> bytes:
-    """24-bit little-endian samples become the top three bytes of 32-bit ones."""
-    out = bytearray(4 * (len(data) // 3))
-    for offset in range(3):
-        out[offset + 1 :: 4] = data[offset::3]
-    return bytes(out)
-
-
-_FLIP_SIGN = bytes(b ^ 0x80 for b in range(256))
-#: WAV sample width -> (the encoding sent, a converter to it or None).
-_WAV_WIDTHS: dict[int, tuple[str, Callable[[bytes], bytes] | None]] = {
-    1: ("linear16", _u8_to_linear16),
-    2: ("linear16", None),
-    3: ("linear32", _s24_to_linear32),
-    4: ("linear32", None),
-}
-
-
 def chunk_frames(rate: int, chunk_ms: float) -> int:
     return max(1, round(rate * chunk_ms / 1000))
 
 
+#: Magic numbers of the containers Deepgram decodes itself: (offset, bytes, name).
+_CONTAINERS = (
+    (0, b"fLaC", "flac"),
+    (0, b"OggS", "ogg"),
+    (0, b"ID3", "mp3"),
+    (0, b"\x1a\x45\xdf\xa3", "webm"),
+    (4, b"ftyp", "m4a"),
+)
+#: Bytes per message for a container (about 0.25 s of 128 kbit/s mp3).
+CONTAINER_CHUNK = 4096
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The container ``head`` (a file's first 12 bytes) starts, or ``None``."""
+    for offset, magic, name in _CONTAINERS:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG frame sync
+        return "mp3"
+    return None
+
+
 def _open_wav(
     name: str, file: IO[bytes] | _FdReader, chunk_ms: float, *, live: bool
-) -> tuple[AudioFormat, Callable[[], bytes], float | None, Callable[[], None]]:
+) -> tuple[AudioFormat, Callable[[], bytes], float | None]:
     try:
-        reader = wave.open(file, "rb")  # type: ignore[arg-type]  # noqa: SIM115
-    except (wave.Error, EOFError) as exc:
-        raise CliError(
-            f"{name} is not a PCM WAV file ({exc or 'truncated header'}); dgproto reads "
-            "16-, 24- and 32-bit integer and 8-bit unsigned PCM WAV"
-        ) from None
-    width = reader.getsampwidth()
-    if width not in _WAV_WIDTHS:  # pragma: no cover - wave itself refuses other widths
-        raise CliError(f"{name}: {8 * width}-bit WAV is not supported")
-    encoding, convert = _WAV_WIDTHS[width]
+        layout = read_header(file)
+    except WavError as exc:
+        raise CliError(f"{name} is not a WAV dgproto can send: {exc}") from None
     audio = AudioFormat(
-        encoding=encoding, sample_rate=reader.getframerate(), channels=reader.getnchannels()
+        encoding=layout.encoding, sample_rate=layout.sample_rate, channels=layout.channels
     )
-    frames = chunk_frames(audio.sample_rate, chunk_ms)
+    frame_bytes = layout.block_align * chunk_frames(layout.sample_rate, chunk_ms)
+    left = layout.data_size
+    convert = layout.convert
 
     def read() -> bytes:
-        data = reader.readframes(frames)
+        nonlocal left
+        size = frame_bytes if left is None else min(frame_bytes, left)
+        data = file.read(size) if size else b""
+        data = data[: len(data) - len(data) % layout.block_align]  # whole frames only
+        if left is not None:
+            left -= len(data)
         return convert(data) if convert is not None and data else data
 
-    total = None if live else reader.getnframes() / audio.sample_rate
-    return audio, read, total, reader.close
+    total = None
+    if not live and left is not None:
+        total = left / (layout.block_align * layout.sample_rate)
+    return audio, read, total
 
 
 def open_source(
@@ -197,14 +216,14 @@ def open_source(
     raw: AudioFormat | None,
     chunk_ms: float,
 ) -> AudioSource:
-    """``path`` (``-`` for stdin) as an ``AudioSource``: a WAV file unless ``raw`` says
-    what raw audio it holds. WAV on stdin is recognized by its ``RIFF`` header."""
+    """``path`` (``-`` for stdin) as an ``AudioSource``: raw audio when ``raw`` says what
+    it holds, else WAV or a container, recognized by its first bytes (on stdin too)."""
     live = path == "-"
     name = "stdin" if live else path
     file: IO[bytes] | _FdReader
     if live:
         fd = sys.stdin.fileno()
-        head = b"" if raw is not None else _FdReader(fd).read(4)
+        head = b"" if raw is not None else _FdReader(fd).read(12)
         file = _FdReader(fd, head)
         close: Callable[[], None] = lambda: None  # noqa: E731
         total: float | None = None
@@ -212,23 +231,28 @@ def open_source(
         try:
             opened = open(path, "rb")  # noqa: SIM115 - closed by the source
             size = os.fstat(opened.fileno()).st_size
-            head = b"" if raw is not None else opened.read(4)
+            head = b"" if raw is not None else opened.read(12)
             opened.seek(0)
         except OSError as exc:
             raise CliError(f"cannot read {path}: {reason(exc)}") from None
         file, close = opened, opened.close
-        total = None if raw is None else size / raw.bytes_per_second
+        rate = None if raw is None else raw.bytes_per_second
+        total = None if rate is None else size / rate
+    container = sniff_container(head)
     try:
         if raw is not None:
+            assert raw.sample_rate is not None
             size_bytes = raw.frame_size * chunk_frames(raw.sample_rate, chunk_ms)
             audio, read = raw, (lambda: file.read(size_bytes))
-        elif head != b"RIFF":
+        elif container is not None:
+            audio, read = AudioFormat.passthrough(container), lambda: file.read(CONTAINER_CHUNK)
+        elif head[:4] != b"RIFF":
             raise CliError(
-                f"{name} is not a WAV file; for raw audio give --encoding and --sample-rate"
+                f"{name} is not WAV, mp3, ogg, flac, webm or m4a; for raw audio give "
+                "--encoding and --sample-rate"
             )
         else:
-            audio, read, total, close_wav = _open_wav(name, file, chunk_ms, live=live)
-            close = _chain(close_wav, close)
+            audio, read, total = _open_wav(name, file, chunk_ms, live=live)
     except BaseException:
         close()
         raise

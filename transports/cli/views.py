@@ -165,7 +165,11 @@ class TextView:
         if self._drawn:
             self._write("\r\x1b[2K")
             self._drawn = False
-        audio = f"{summary.audio_seconds:.2f} s sent"
+        audio = (
+            f"{summary.audio_seconds:.2f} s sent"
+            if summary.clocked
+            else f"{summary.audio_bytes} bytes sent"
+        )
         metadata = summary.metadata
         if metadata is not None:
             models = ", ".join(_model_names(metadata)) or "?"
@@ -182,6 +186,7 @@ class TextView:
         ]
         if summary.interrupted:
             rows.append(("stopped", "by Ctrl-C"))
+        rows.extend(("note", warning) for warning in summary.warnings)
         self._write("".join(f"{name:<11} {value}\n" for name, value in rows))
 
 
@@ -244,13 +249,15 @@ class JsonView:
             {
                 "event": "Summary",
                 "request_id": summary.request_id,
-                "audio_seconds": round(summary.audio_seconds, 3),
+                "audio_seconds": round(summary.audio_seconds, 3) if summary.clocked else None,
+                "audio_bytes": summary.audio_bytes,
                 "elapsed_seconds": round(summary.elapsed_seconds, 3),
                 "finals": summary.finals,
                 "lag_median": _round(summary.lag_median),
                 "lag_p95": _round(summary.lag_p95),
                 "interrupted": summary.interrupted,
                 "close_code": None if closed is None else closed.code,
+                "warnings": summary.warnings,
             }
         )
 
@@ -285,5 +292,9 @@ class RawJsonView:
         print(f"dgproto: {text}", file=sys.stderr, flush=True)
 
     def summary(self, summary: Summary) -> None:
-        finals = f"{summary.finals} final(s)"
-        self.note(f"{summary.audio_seconds:.2f} s of audio sent, {finals}")
+        sent = (
+            f"{summary.audio_seconds:.2f} s" if summary.clocked else f"{summary.audio_bytes} bytes"
+        )
+        self.note(f"{sent} of audio sent, {summary.finals} final(s)")
+        for warning in summary.warnings:
+            self.note(f"note from the server: {warning}")
