@@ -666,12 +666,13 @@ async def run(
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    handled: list[signal.Signals] = []
+    handled: list[tuple[signal.Signals, Any]] = []
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. Windows
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, stop.set)
-                handled.append(sig)
+                handled.append((sig, previous))
     try:
         async with serve(
             host, port, config=config, faults=faults, max_connections=max_connections
@@ -680,8 +681,11 @@ async def run(
                 ready(server.url)
             await stop.wait()
     finally:
-        for sig in handled:
+        for sig, previous in handled:
             loop.remove_signal_handler(sig)
+            # asyncio leaves SIGINT at default_int_handler: put back what was there
+            # (SIG_IGN under nohup, or the application's own handler).
+            signal.signal(sig, previous)
 
 
 def _port(text: str) -> int:
