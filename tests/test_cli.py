@@ -921,3 +921,32 @@ def test_demo_runs_end_to_end() -> None:
         out.index(s) for s in ("Finalize:", "-> KeepAlive", "part 2", "CloseStream", "Metadata")
     ]
     assert order == sorted(order)
+
+
+def _without_trio(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a Python where ``import trio`` fails, as without the extra."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.modules['trio'] = None\n{code}"],
+        cwd=REPO, capture_output=True, text=True, timeout=30, env=_env(),
+    )  # fmt: skip
+
+
+def test_importing_the_trio_adapter_without_trio_names_the_extra() -> None:
+    result = _without_trio("import dgproto.transports.trio")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "ImportError: dgproto.transports.trio needs trio, an optional dependency: "
+        "pip install 'dgproto[trio]'"
+    )
+
+
+def test_transport_trio_without_trio_is_one_line(hello_wav: Path) -> None:
+    result = _without_trio(
+        "from dgproto.transports.cli import main\n"
+        f"raise SystemExit(main(['transcribe', {str(hello_wav)!r}, '--transport', 'trio', "
+        "'--url', 'ws://127.0.0.1:9', '--api-key', 'k']))"
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "dgproto transcribe: --transport trio needs trio: pip install 'dgproto[trio]'\n"
+    )

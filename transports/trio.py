@@ -30,7 +30,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import trio
+try:
+    import trio
+except ImportError as exc:  # say which extra brings it, not just "No module named 'trio'"
+    raise ImportError(
+        "dgproto.transports.trio needs trio, an optional dependency: pip install 'dgproto[trio]'"
+    ) from exc
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
