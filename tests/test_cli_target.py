@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
-from dgproto.transports.cli.shared import CliError
+from dgproto.transports.cli.shared import CliError, reason, where
 from dgproto.transports.cli.target import KeyChoice, choose_key, is_loopback, rejection_hint
 
 ENV = {"DEEPGRAM_API_KEY": "env-key"}
@@ -63,3 +65,23 @@ def test_hint_only_for_auth_failures() -> None:
     assert rejection_hint(KeyChoice("k", "--api-key"), 429, "ws://127.0.0.1/x") == ""
     remote = rejection_hint(KeyChoice("k", "--api-key"), 403, "wss://api.deepgram.com/v1/listen")
     assert remote == "the server did not accept the key from --api-key"
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (FileNotFoundError(2, "No such file or directory", "x.wav"), "No such file or directory"),
+        (OSError(None, "custom words"), "custom words"),
+        (OSError(), "OSError"),
+        (ssl.SSLError(1, "[SSL] certificate verify failed"), "certificate verify failed"),
+        (ValueError("plain"), "plain"),
+    ],
+)
+def test_reason_gives_words_without_errno_or_path(exc: BaseException, words: str) -> None:
+    assert words in reason(exc)
+    assert "x.wav" not in reason(exc)
+
+
+def test_where_never_shows_credentials_or_the_query() -> None:
+    assert where("ws://user:pw@127.0.0.1:8765/v1/listen?token=t") == "127.0.0.1:8765"
+    assert where("not a url") == "not a url"

@@ -14,13 +14,13 @@ import sys
 import time
 import urllib.parse
 import wave
-from typing import IO, Any, TextIO
+from typing import IO, TextIO
 
 from dgproto._audio import BYTES_PER_SAMPLE
 from dgproto._config import Config
 from dgproto._options import LiveOptions
 
-from ..server import serve_in_thread
+from ..server import ThreadedEmulatorServer, serve_in_thread
 from .runtime import Job, stream
 from .session import FinalizeStep, Note, Pause, Session, Step, View, audio_steps
 from .shared import (
@@ -309,7 +309,7 @@ def _chunks(data: bytes, size: int) -> list[Step]:
     return [data[offset : offset + size] for offset in range(0, len(data), size)]
 
 
-def _keepalives_received(server: Any) -> int:
+def _keepalives_received(server: ThreadedEmulatorServer) -> int:
     """KeepAlive messages the emulator logged for the demo's stream (read once the
     connection is over, as ``ConnectionRecord`` asks)."""
     deadline = time.monotonic() + 2.0
@@ -376,7 +376,7 @@ def _add_transport(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register_transcribe(commands: Any) -> None:
+def register_transcribe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dgproto transcribe`` to ``commands`` (``add_subparsers()``'s result)."""
     t = commands.add_parser(
         "transcribe",
@@ -448,7 +448,7 @@ def register_transcribe(commands: Any) -> None:
     t.set_defaults(handler=cmd_transcribe)
 
 
-def register_synth(commands: Any) -> None:
+def register_synth(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dgproto synth`` to ``commands`` (``add_subparsers()``'s result)."""
     s = commands.add_parser(
         "synth",
@@ -470,7 +470,7 @@ def register_synth(commands: Any) -> None:
     s.set_defaults(handler=cmd_synth)
 
 
-def register_demo(commands: Any) -> None:
+def register_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dgproto demo`` to ``commands`` (``add_subparsers()``'s result)."""
     d = commands.add_parser(
         "demo",

@@ -266,30 +266,21 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-class RawJsonView:
+class RawJsonView(JsonView):
     """Deepgram's own messages, one JSON object per line, as they came (``Results``,
     ``Metadata``, ``SpeechStarted``, ... and any type dgproto does not know), so ``jq``
-    pipelines written for Deepgram keep working. Everything else goes to stderr."""
+    pipelines written for Deepgram keep working. Notes and the summary go to stderr."""
 
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-
-    def _emit(self, event: Event) -> None:
+    def _raw(self, event: Event) -> None:
         raw = getattr(event, "raw", None)
         if raw:
             write(self._out, json.dumps(raw, ensure_ascii=False) + "\n")
 
-    def progress(self, sent: float, total: float | None, lag: float | None) -> None:
-        pass
-
     def results(self, results: Results, lag: float | None, at: float) -> None:
-        self._emit(results)
+        self._raw(results)
 
     def event(self, event: Event, at: float) -> None:
-        self._emit(event)
-
-    def note(self, text: str) -> None:
-        print(f"dgproto: {text}", file=sys.stderr, flush=True)
+        self._raw(event)
 
     def summary(self, summary: Summary) -> None:
         sent = (
