@@ -261,7 +261,8 @@ class SyncDriver(Driver):
     async def interrupted(self, body: Callable[[], Awaitable[Any]], *, after: float) -> None:
         main = threading.main_thread().ident
         assert main == threading.get_ident(), "Ctrl-C reaches the main thread only"
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            pytest.skip("SIGINT does not raise KeyboardInterrupt here (ignored, as under nohup)")
         timer = threading.Timer(after, signal.pthread_kill, (main, signal.SIGINT))
         timer.start()
         try:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import pty
+import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import wave
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,15 +37,9 @@ from dgproto import (
     UtteranceEnd,
     Word,
 )
-from dgproto.cli import (
-    TextView,
-    _describe_event,
-    _final_text,
-    build_parser,
-    event_json,
-    main,
-)
 from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
+from dgproto.transports.cli import TextView, build_parser, event_json, main
+from dgproto.transports.cli.views import describe_event, final_text
 from dgproto.transports.server import ThreadedEmulatorServer, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -313,7 +310,7 @@ def test_json_flag_wins_over_a_terminal_and_text_view_renders_speakers() -> None
             Alternative(transcript="hi yo man", confidence=1.0, words=(word, other, same)),
         ),
     )  # fmt: skip
-    assert _final_text(results) == "[channel 1] [Speaker 1] Hi. [Speaker 0] yo man"
+    assert final_text(results) == "[channel 1] [Speaker 1] Hi. [Speaker 0] yo man"
     data = event_json(results, at=1.23456, lag=0.5)
     assert (data["event"], data["time"], data["lag"]) == ("Results", 1.235, 0.5)
     assert data["alternatives"][0]["words"][0]["speaker"] == 1
@@ -352,7 +349,7 @@ def test_json_flag_wins_over_a_terminal_and_text_view_renders_speakers() -> None
     ],
 )
 def test_text_view_describes_each_event(event: Event, line: str | None) -> None:
-    assert _describe_event(event) == line
+    assert describe_event(event) == line
 
 
 # --------------------------------------------------------------------------- errors
@@ -379,26 +376,137 @@ def test_no_key_for_a_deepgram_url_is_one_line(hello_wav: Path) -> None:
     ]
 
 
-def _float_wav(path: Path) -> None:
-    """A valid WAV of IEEE floats (format tag 3), which is not integer PCM."""
-    fmt = (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
-    fmt += (64000).to_bytes(4, "little") + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
-    body = b"WAVEfmt " + (16).to_bytes(4, "little") + fmt + b"data" + (8).to_bytes(4, "little")
-    path.write_bytes(b"RIFF" + (len(body) + 8).to_bytes(4, "little") + body + bytes(8))
+def any_wav(
+    tag: int,
+    bits: int,
+    data: bytes,
+    *,
+    rate: int = 16000,
+    channels: int = 1,
+    extensible: bool = False,
+    streaming: bool = False,
+) -> bytes:
+    """A WAV of any format tag, written by hand (``wave`` only writes PCM): with
+    ``extensible``, as WAVE_FORMAT_EXTENSIBLE (sox's 24-bit output); with ``streaming``,
+    a data size of 0xFFFFFFFF as written to a pipe. A LIST chunk comes first, as sox's."""
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * align,
+                      align, bits)  # fmt: skip
+    if extensible:
+        guid_tail = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+        fmt += struct.pack("<HHI", 22, bits, 0) + struct.pack("<H", tag) + guid_tail
+    size = 0xFFFFFFFF if streaming else len(data)
+    body = b"WAVE" + b"LIST" + struct.pack("<I", 3) + b"abc\x00"
+    body += b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _floats(frames: bytes, code: str) -> bytes:
+    samples = array("h", frames)
+    return struct.pack(f"<{len(samples)}{code}", *(v / 32768 for v in samples))
+
+
+@pytest.mark.parametrize(
+    ("tag", "bits", "make", "extensible"),
+    [
+        (7, 8, lambda: synthesize(TEXT, sample_rate=8000, encoding="mulaw"), False),
+        (6, 8, lambda: synthesize(TEXT, sample_rate=8000, encoding="alaw"), False),
+        (3, 32, lambda: _floats(synthesize(TEXT, sample_rate=8000), "f"), False),
+        (3, 64, lambda: _floats(synthesize(TEXT, sample_rate=8000), "d"), False),
+        (1, 24, lambda: _int16_to(3, synthesize(TEXT, sample_rate=8000)), True),
+        (7, 8, lambda: synthesize(TEXT, sample_rate=8000, encoding="mulaw"), True),
+    ],
+)
+def test_wav_formats_people_have(
+    server: ThreadedEmulatorServer, tmp_path: Path, tag: int, bits: int, make: Any,
+    extensible: bool,
+) -> None:  # fmt: skip
+    path = tmp_path / "x.wav"
+    path.write_bytes(any_wav(tag, bits, make(), rate=8000, extensible=extensible))
+    result = run("transcribe", str(path), *stream_args(server, "--json"))
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+    sent = server.connections[-1].emulator.options
+    assert sent is not None
+    want = {7: "mulaw", 6: "alaw", 3: "linear16", 1: "linear32"}[tag]
+    assert (sent.encoding, sent.sample_rate) == (want, 8000)
+
+
+def test_streamed_wav_on_stdin_reads_to_the_end(server: ThreadedEmulatorServer) -> None:
+    audio = any_wav(7, 8, synthesize(TEXT, sample_rate=8000, encoding="mulaw"), rate=8000,
+                    streaming=True)  # fmt: skip
+    result = run("transcribe", "-", *stream_args(server), stdin=audio)
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
+
+
+@pytest.mark.parametrize(
+    ("head", "container"),
+    [
+        (b"ID3\x04\x00", "mp3"),
+        (b"\xff\xfb\x90\x00", "mp3"),
+        (b"OggS\x00\x02", "ogg"),
+        (b"fLaC\x00\x00", "flac"),
+        (b"\x1a\x45\xdf\xa3\x01", "webm"),
+        (b"\x00\x00\x00\x20ftypM4A ", "m4a"),
+    ],
+)
+def test_containers_pass_through_with_no_encoding(
+    server: ThreadedEmulatorServer, tmp_path: Path, head: bytes, container: str
+) -> None:
+    path = tmp_path / f"x.{container}"
+    path.write_bytes(head + bytes(10000))
+    result = run("transcribe", str(path), "--url", server.url, "--api-key", KEY, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = events(result.stdout)[-1]
+    assert summary["audio_bytes"] == len(head) + 10000
+    assert summary["audio_seconds"] is None
+    assert summary["finals"] == 0
+    assert "cannot transcribe encoded or container audio" in summary["warnings"][0]
+    options = server.connections[-1].emulator.options
+    assert options is not None
+    assert (options.encoding, options.sample_rate, options.channels) == (None, None, None)
+
+
+def test_container_cannot_be_paced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.flac"
+    path.write_bytes(b"fLaC" + bytes(100))
+    assert main(["transcribe", str(path), "--url", "ws://127.0.0.1:9", "--realtime"]) == 2
+    assert "--realtime and --speed need WAV or raw audio: flac has no fixed byte rate" in (
+        capsys.readouterr().err
+    )
+
+
+def test_real_speech_against_the_emulator_says_why_the_transcript_is_empty(
+    server: ThreadedEmulatorServer, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    noise = array("h", (rng.randint(-15000, 15000) for _ in range(16000 * 3))).tobytes()
+    path = write_wav(tmp_path / "speech.wav", noise)
+    result = run("transcribe", str(path), *stream_args(server, "--json"))
+    assert result.returncode == 0, result.stderr
+    (warning,) = events(result.stdout)[-1]["warnings"]
+    assert "only understands tone-coded audio from `dgproto synth`" in warning
 
 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
         ("missing.wav", "cannot read missing.wav: No such file or directory"),
-        ("float.wav", "float.wav is not a PCM WAV file (unknown format: 3); dgproto reads"),
-        ("notes.txt", "notes.txt is not a WAV file; for raw audio give --encoding and --sample"),
+        (
+            "adpcm.wav",
+            "adpcm.wav is not a WAV dgproto can send: 4-bit format 2 WAV is not "
+            "supported; dgproto reads PCM",
+        ),
+        ("cut.wav", "cut.wav is not a WAV dgproto can send: it has no data chunk"),
+        ("notes.txt", "notes.txt is not WAV, mp3, ogg, flac, webm or m4a; for raw audio give"),
     ],
 )
-def test_unreadable_or_non_pcm_file_is_one_line_and_exit_2(
+def test_unreadable_or_unsupported_file_is_one_line_and_exit_2(
     tmp_path: Path, name: str, message: str
 ) -> None:
-    _float_wav(tmp_path / "float.wav")
+    (tmp_path / "adpcm.wav").write_bytes(any_wav(2, 4, bytes(100)))
+    (tmp_path / "cut.wav").write_bytes(any_wav(1, 16, b"")[:-8])
     (tmp_path / "notes.txt").write_text("not audio\n")
     result = subprocess.run(
         _command("transcribe", name, "--url", "ws://127.0.0.1:9/v1/listen"),
@@ -444,9 +552,10 @@ def test_handshake_rejected_shows_status_code_message_and_request_id(hello_wav: 
     with serve_in_thread(config=EmulatorConfig(accepted_keys=["the-right-key"])) as strict:
         result = run("transcribe", str(hello_wav), "--url", strict.url, "--api-key", KEY)
     assert result.returncode == 1
-    (line,) = result.stderr.splitlines()
+    line, hint = result.stderr.splitlines()
     assert line.startswith(f"dgproto transcribe: {strict.url.split('/')[2]} refused the stream: ")
     assert "HTTP 401, err_code=INVALID_AUTH, err_msg='Invalid credentials.', request_id=" in line
+    assert hint.startswith("the server did not accept the key from --api-key; `dgproto serve`")
     assert KEY not in result.stderr + result.stdout
 
 
@@ -455,7 +564,88 @@ def test_emulator_without_key_gets_a_hint(server: ThreadedEmulatorServer, hello_
     assert result.returncode == 1
     first, hint = result.stderr.splitlines()
     assert "HTTP 401" in first
-    assert hint.startswith("the dgproto emulator accepts any key: pass --api-key anything")
+    assert hint == (
+        "the server wants an API key: pass --api-key KEY (or start `dgproto serve` with --no-auth)"
+    )
+
+
+def test_environment_key_is_used_on_loopback_ws(hello_wav: Path) -> None:
+    """A key in clear text over ws://127.0.0.1 never leaves the machine: it is sent."""
+    with serve_in_thread(config=EmulatorConfig(accepted_keys=[KEY])) as strict:
+        env = {**_env(), "DEEPGRAM_API_KEY": KEY}
+        result = subprocess.run(
+            _command("transcribe", str(hello_wav), "--url", strict.url, "--json"),
+            cwd=REPO, capture_output=True, timeout=30, env=env, text=True,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert events(result.stdout)[-1]["close_code"] == 1000
+    assert KEY not in result.stderr + result.stdout
+
+
+def test_wrong_environment_key_names_its_source(hello_wav: Path) -> None:
+    with serve_in_thread(config=EmulatorConfig(accepted_keys=["K"])) as strict:
+        env = {**_env(), "DEEPGRAM_API_KEY": KEY}
+        result = subprocess.run(
+            _command("transcribe", str(hello_wav), "--url", strict.url),
+            cwd=REPO, capture_output=True, timeout=30, env=env, text=True,
+        )  # fmt: skip
+    assert result.returncode == 1
+    hint = result.stderr.splitlines()[1]
+    assert hint.startswith("the server did not accept the key from $DEEPGRAM_API_KEY;")
+    assert KEY not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8765/v1/listen", "not http://: try ws://127.0.0.1:8765/v1/listen"),
+        ("https://api.deepgram.com/v1/listen", "try wss://api.deepgram.com/v1/listen"),
+        ("127.0.0.1:8765", "--url must be a ws:// or wss:// URL, e.g. ws://"),
+        ("ws://user:pw@127.0.0.1/v1/listen", "--url must not hold user:password@"),
+        ("ws://127.0.0.1:notaport/v1/listen", "--url has a bad port 'notaport'"),
+        ("ws://127.0.0.1:99999/v1/listen", "--url has a bad port '99999'"),
+        ("ws://:8765/v1/listen", "--url has no host"),
+    ],
+)
+def test_bad_url_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], hello_wav: Path, url: str, message: str
+) -> None:
+    assert main(["transcribe", str(hello_wav), "--url", url, "--api-key", "k"]) == 2
+    err = capsys.readouterr().err
+    (line,) = err.splitlines()
+    assert line.startswith("dgproto transcribe: ")
+    assert message in line
+    assert "pw" not in line
+
+
+def test_empty_api_key_is_one_line(capsys: pytest.CaptureFixture[str], hello_wav: Path) -> None:
+    assert main(["transcribe", str(hello_wav), "--api-key", "", "--url", "ws://127.0.0.1:9"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "dgproto transcribe: --api-key is empty: give your key, or leave the flag out to use "
+        "$DEEPGRAM_API_KEY"
+    )
+
+
+def test_serve_bad_port_exits_2_without_traceback() -> None:
+    result = run("serve", "--port", "99999")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        "argument --port: a port is 0..65535 (0 picks a free one), got 99999"
+    )
+
+
+def test_synth_into_a_closed_pipe_is_quiet() -> None:
+    text = "hello world " * 300
+    command = " ".join(_command("synth", repr(text), "-o", "-"))
+    result = subprocess.run(
+        f"{command} | head -c 10 > /dev/null; exit ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", cwd=REPO, capture_output=True, text=True,
+        timeout=30, env=_env(),
+    )  # fmt: skip
+    assert result.stderr == ""
+    assert result.returncode in (0, 1)
 
 
 def test_connection_refused(hello_wav: Path) -> None:
@@ -597,22 +787,80 @@ def test_synth_refuses_mulaw_in_a_wav(tmp_path: Path, capsys: pytest.CaptureFixt
     assert raw.read_bytes() == synthesize("x", encoding="mulaw", channels=2)
 
 
-def test_serve_prints_its_url_and_stops_on_ctrl_c() -> None:
+def test_serve_prints_its_url_logs_each_connection_and_stops_on_ctrl_c(hello_wav: Path) -> None:
     proc = subprocess.Popen(
-        _command("serve", "--port", "0"), cwd=REPO, stdout=subprocess.PIPE, text=True, env=_env()
-    )
+        _command("serve", "--port", "0"),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("dgproto emulator listening on ws://127.0.0.1:")
+    url = line.split()[-1]
+    ok = run("transcribe", str(hello_wav), "--url", url, "--api-key", KEY, "--json")
+    refused = run("transcribe", str(hello_wav), "--url", url)
+    assert (ok.returncode, refused.returncode) == (0, 1)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 0
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    request_id = events(ok.stdout)[-1]["request_id"]
+    first, second = err.splitlines()
+    assert first.startswith("dgproto serve: connection 1 from 127.0.0.1:")
+    assert first.endswith(f", /v1/listen, request id {request_id}, close code 1000")
+    assert second.startswith("dgproto serve: connection 2 from 127.0.0.1:")
+    assert second.endswith("refused with HTTP 401")
+    assert KEY not in err
+
+
+def test_raw_json_prints_deepgrams_messages_as_they_came(
+    server: ThreadedEmulatorServer, hello_wav: Path
+) -> None:
+    result = run("transcribe", *stream_args(server, "--raw-json"), str(hello_wav))
+    assert result.returncode == 0, result.stderr
+    messages = events(result.stdout)
+    assert [m["type"] for m in messages][-1] == "Metadata"
+    results = [m for m in messages if m["type"] == "Results" and m["is_final"]]
+    text = " ".join(r["channel"]["alternatives"][0]["transcript"] for r in results).strip()
+    assert text == TEXT
+    assert "metadata" in results[0]  # the whole message, not dgproto's schema
+    assert "event" not in messages[0]
+    assert "final(s)" in result.stderr
+
+
+def test_version() -> None:
+    from dgproto import __version__
+
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, f"dgproto {__version__}\n")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_traces_the_wire_with_the_key_redacted(
+    server: ThreadedEmulatorServer, hello_wav: Path, where: str
+) -> None:
+    args = ["transcribe", *stream_args(server, "--json")]
+    args = ["-v", *args] if where == "before" else [*args, "-v"]
+    result = run(*args, str(hello_wav))
+    assert result.returncode == 0, result.stderr
+    assert "dgproto.transports.asyncio: -> upgrade request" in result.stderr
+    assert "authorization: <redacted>" in result.stderr
+    assert KEY not in result.stderr + result.stdout
+
+
+def test_synth_at_44100_round_trips(server: ThreadedEmulatorServer, tmp_path: Path) -> None:
+    path = tmp_path / "cd.wav"
+    assert run("synth", TEXT, "-o", str(path), "--sample-rate", "44100").returncode == 0
+    with wave.open(str(path)) as reader:
+        assert reader.getframerate() == 44100
+    result = run("transcribe", str(path), *stream_args(server))
+    assert result.returncode == 0, result.stderr
+    assert finals(result.stdout) == TEXT
 
 
 def test_synth_reports_bad_text_and_unwritable_paths(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["synth", "x", "-o", str(tmp_path / "x.wav"), "--sample-rate", "44100"]) == 2
-    assert capsys.readouterr().err.startswith("dgproto synth: sample_rate must be")
+    assert main(["synth", "x", "-o", str(tmp_path / "x.wav"), "--sample-rate", "44000"]) == 2
+    assert capsys.readouterr().err.startswith("dgproto synth: sample_rate must be one of 8000,")
     assert main(["synth", "x", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"dgproto synth: cannot write {tmp_path}: Is a directory\n"
 
@@ -663,7 +911,8 @@ def test_demo_runs_end_to_end() -> None:
     assert "emulator is listening on ws://127.0.0.1:" in out
     assert "   ~ " in out  # interim results
     assert "<- FinalizeComplete (from_finalize)" in out
-    assert out.count("-> KeepAlive, ") >= 2
+    assert out.count("-> KeepAlive, ") == 3  # 1.1 s of silence, one every 0.3 s
+    assert "this demo sets Config(keepalive_interval=0.3), so dgproto sends KeepAlive" in out
     assert "-> CloseStream" in out
     assert "<- Metadata: " in out
     assert "model emulator-tone" in out
@@ -672,3 +921,32 @@ def test_demo_runs_end_to_end() -> None:
         out.index(s) for s in ("Finalize:", "-> KeepAlive", "part 2", "CloseStream", "Metadata")
     ]
     assert order == sorted(order)
+
+
+def _without_trio(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a Python where ``import trio`` fails, as without the extra."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.modules['trio'] = None\n{code}"],
+        cwd=REPO, capture_output=True, text=True, timeout=30, env=_env(),
+    )  # fmt: skip
+
+
+def test_importing_the_trio_adapter_without_trio_names_the_extra() -> None:
+    result = _without_trio("import dgproto.transports.trio")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "ImportError: dgproto.transports.trio needs trio, an optional dependency: "
+        "pip install 'dgproto[trio]'"
+    )
+
+
+def test_transport_trio_without_trio_is_one_line(hello_wav: Path) -> None:
+    result = _without_trio(
+        "from dgproto.transports.cli import main\n"
+        f"raise SystemExit(main(['transcribe', {str(hello_wav)!r}, '--transport', 'trio', "
+        "'--url', 'ws://127.0.0.1:9', '--api-key', 'k']))"
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "dgproto transcribe: --transport trio needs trio: pip install 'dgproto[trio]'\n"
+    )

@@ -286,7 +286,12 @@ def test_tones_are_in_the_telephone_band_and_well_separated() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: synthesize("hi", sample_rate=44100), "sample_rate must be one of 8000, .*44100"),
+        (lambda: synthesize("hi", sample_rate=44000), "sample_rate must be one of 8000, .*44100"),
+        (
+            lambda: ToneDecoder(44100),
+            "sample_rate must be one of 8000, 16000, 24000, 32000, 48000;",
+        ),
+        (lambda: _pcm.Resampler(0, 8000), "rates must be positive"),
         (lambda: synthesize("hi", sample_rate=16000.0), "sample_rate .* got 16000.0"),  # type: ignore[arg-type]
         (lambda: silence(1, sample_rate=True), "sample_rate"),
         (lambda: ToneDecoder(11025), "sample_rate"),
@@ -578,3 +583,38 @@ def test_gain_may_change_between_words() -> None:
     quiet = mono(synthesize("quiet ones", sample_rate=rate, amplitude=0.06))
     words = decode_all(loud + quiet, rate)
     assert texts(words) == ["Loud", "words.", "quiet", "ones"]
+
+
+@given(
+    st.lists(st.integers(-32768, 32767), max_size=400),
+    st.lists(st.integers(1, 97), min_size=1, max_size=8),
+    st.sampled_from([(44100, 8000), (8000, 44100), (48000, 44100), (16000, 16000)]),
+)
+def test_resampler_is_exact_in_count_whatever_the_chunking(
+    samples: list[int], cuts: list[int], rates: tuple[int, int]
+) -> None:
+    rate_in, rate_out = rates
+    whole = _pcm.resample(samples, rate_in, rate_out)
+    resampler = _pcm.Resampler(rate_in, rate_out)
+    pieces = array("h")
+    start = 0
+    for cut in itertools.cycle(cuts):
+        if start >= len(samples):
+            break
+        pieces += resampler.feed(samples[start : start + cut])
+        start += cut
+    assert pieces == whole
+    # every output sample whose neighbours exist: ceil((n - 1) * out / in) of them
+    expected = 0 if len(samples) < 2 else -(-(len(samples) - 1) * rate_out // rate_in)
+    assert len(whole) == expected
+    if rate_in == rate_out:
+        assert list(whole) == samples[: len(whole)]
+
+
+@pytest.mark.parametrize("rate", [11025, 22050, 44100])
+def test_synthesize_at_cd_rates(rate: int) -> None:
+    audio = synthesize("Hi there.", sample_rate=rate, encoding="mulaw", channels=2)
+    seconds = len(audio) / 2 / rate
+    assert seconds == pytest.approx(
+        len(synthesize("Hi there.", sample_rate=8000)) / 2 / 8000, abs=0.001
+    )

@@ -36,7 +36,7 @@ from dgproto.emulator import (
     silence,
     synthesize,
 )
-from dgproto.emulator._connection import _split_utf8
+from dgproto.emulator._connection import CONTAINER_WARNING, UNDECODED_WARNING, _split_utf8
 from dgproto.emulator._handshake import find_credentials
 from dgproto.emulator._session import (
     ChannelTranscriber,
@@ -178,7 +178,6 @@ def test_find_credentials_prefers_the_header() -> None:
         ("encoding=linear16&sample_rate=-5", "INVALID_QUERY_PARAMETER", "sample_rate"),
         (f"{LINEAR16}&utterance_end_ms=1000", "INVALID_QUERY_PARAMETER", "interim_results"),
         (f"{LINEAR16}&punctuate=True", "INVALID_QUERY_PARAMETER", "punctuate"),
-        ("sample_rate=16000", "Bad Request", "needs raw audio"),
         ("encoding=opus&sample_rate=16000", "Bad Request", "cannot decode encoding=opus"),
         ("encoding=linear16", "Bad Request", "sample_rate is required"),
         ("encoding=linear16&sample_rate=500", "Bad Request", "between 1000 and 192000"),
@@ -195,6 +194,49 @@ def test_invalid_parameters_get_400(query: str, err_code: str, fragment: str) ->
     assert "LiveOptions." not in body["err_msg"]
     assert client.headers()["dg-error"] == body["err_msg"]
     assert body["request_id"] == client.headers()["dg-request-id"]
+
+
+def test_container_audio_is_accepted_counted_and_said_untranscribable() -> None:
+    """No encoding= (mp3, ogg, ...): Deepgram decodes containers itself; the emulator
+    accepts the stream, counts it, returns no transcript and says why in Metadata."""
+    client = Client("punctuate=true")
+    assert client.accepted is not None
+    client.audio(b"ID3\x04" + bytes(4000))
+    client.text({"type": "CloseStream"})
+    assert client.results == []
+    (metadata,) = client.of_type("Metadata")
+    assert metadata["duration"] == 0
+    assert [w["message"] for w in metadata["warnings"]] == [CONTAINER_WARNING]
+    assert client.server.audio_bytes_received == 4004
+    assert client.server.path == "/v1/listen"
+    assert client.server.http_status == 101
+
+
+def test_sound_it_cannot_decode_is_said_once() -> None:
+    """Real speech (here: loud noise) gives empty results; Metadata says why, once."""
+    rng = random.Random(3)
+    noise = array("h", (rng.randint(-20000, 20000) for _ in range(16000 * 3))).tobytes()
+    client = Client(LINEAR16)
+    client.audio(noise)
+    client.audio(noise)
+    client.text({"type": "CloseStream"})
+    (metadata,) = client.of_type("Metadata")
+    assert [w["message"] for w in metadata["warnings"]] == [UNDECODED_WARNING]
+    assert all(not r["channel"]["alternatives"][0]["transcript"] for r in client.results)
+
+
+def test_tone_coded_audio_gets_no_warning() -> None:
+    client = Client(LINEAR16)
+    client.audio(synthesize("Hello there. This is long enough to be loud for seconds."))
+    client.text({"type": "CloseStream"})
+    (metadata,) = client.of_type("Metadata")
+    assert "warnings" not in metadata
+    assert client.server.warnings == []
+
+
+def test_refused_request_records_its_status() -> None:
+    client = Client("encoding=linear16")
+    assert client.server.http_status == 400
 
 
 def test_unknown_parameters_pass_like_on_deepgram() -> None:
@@ -938,12 +980,30 @@ def test_without_multichannel_only_channel_zero_is_transcribed() -> None:
     assert client.messages[-1]["duration"] == pytest.approx(len(audio) / 64000)
 
 
-def test_unsupported_tone_rates_still_get_energy_events() -> None:
+def test_noise_at_44100_gets_energy_events_and_no_words() -> None:
     client = Client("encoding=linear16&sample_rate=44100&vad_events=true")
     client.audio(noise(0.5, rate=44100) + bytes(2 * 44100))
     assert client.of_type("SpeechStarted")
     assert all(r["channel"]["alternatives"][0]["words"] == [] for r in client.results)
     recognizer = ToneRecognizer(channel=0, sample_rate=44100)
+    assert recognizer.flush() == []
+
+
+@pytest.mark.parametrize("rate", [22050, 44100])
+def test_tone_audio_at_cd_rates_is_resampled_and_decoded(rate: int) -> None:
+    text = "Hello from dgproto. Tones carry words."
+    client = Client(f"encoding=linear16&sample_rate={rate}&punctuate=true")
+    client.audio(synthesize(text, sample_rate=rate), chunk=3001)
+    client.text({"type": "CloseStream"})
+    assert (
+        " ".join(r["channel"]["alternatives"][0]["transcript"] for r in client.finals).strip()
+        == text
+    )
+
+
+def test_below_8000_hz_nothing_is_recognized() -> None:
+    recognizer = ToneRecognizer(channel=0, sample_rate=6000)
+    assert recognizer.feed(array("h", bytes(1200))) == []
     assert recognizer.flush() == []
 
 

@@ -650,7 +650,29 @@ def test_serve_in_thread_from_trio() -> None:
     assert threading.active_count() == threads
 
 
+def test_run_puts_back_an_ignored_sigint() -> None:
+    """Under nohup SIGINT is ignored; serving must not turn it into KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+
+        async def main() -> None:
+            urls: list[str] = []
+            task = asyncio.create_task(run("127.0.0.1", 0, ready=urls.append))
+            while not urls:
+                await asyncio.sleep(0.001)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_run_serves_until_cancelled() -> None:
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN under nohup
+
     async def main() -> None:
         urls: list[str] = []
         task = asyncio.create_task(run("127.0.0.1", 0, ready=urls.append))
@@ -666,7 +688,7 @@ def test_run_serves_until_cancelled() -> None:
             await task
 
     asyncio.run(main())
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_run_in_a_thread_without_signal_handlers() -> None:

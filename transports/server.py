@@ -412,6 +412,7 @@ class EmulatorServer:
         with self._lock:
             self._live.pop(protocol, None)
             self._finished_records.append(record)
+        logger.info("%s", describe_connection(record))
         self._forget(protocol)
 
     def _new_protocol(self) -> _EmulatorProtocol:
@@ -435,6 +436,29 @@ class EmulatorServer:
             wall_time=self._wall_clock(),
             now=self.loop.time(),
         )
+
+
+def describe_connection(record: ConnectionRecord) -> str:
+    """One log line for a finished connection: who, which path, request id, how it ended."""
+    emulator = record.emulator
+    status = emulator.http_status
+    parts = [
+        f"connection {record.number} from {record.peer}",
+        emulator.path or "(no request)",
+        f"request id {emulator.request_id}",
+    ]
+    if status is not None and status != 101:
+        parts.append(f"refused with HTTP {status}")
+    elif emulator.close_sent is not None:
+        parts.append(f"close code {emulator.close_sent[0]}")
+    elif emulator.close_received is not None:
+        parts.append(f"close code {emulator.close_received[0]} (from the client)")
+    else:
+        parts.append("no close frame")
+    if record.error is not None:
+        parts.append(f"dropped: {type(record.error).__name__}")
+    parts.extend(f"note: {text}" for text in emulator.warnings)
+    return ", ".join(parts)
 
 
 def _format_peer(peer: Any) -> str:
@@ -654,12 +678,13 @@ async def run(
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    handled: list[signal.Signals] = []
+    handled: list[tuple[signal.Signals, Any]] = []
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. Windows
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, stop.set)
-                handled.append(sig)
+                handled.append((sig, previous))
     try:
         async with serve(
             host, port, config=config, faults=faults, max_connections=max_connections
@@ -668,8 +693,21 @@ async def run(
                 ready(server.url)
             await stop.wait()
     finally:
-        for sig in handled:
+        for sig, previous in handled:
             loop.remove_signal_handler(sig)
+            # asyncio leaves SIGINT at default_int_handler: put back what was there
+            # (SIG_IGN under nohup, or the application's own handler).
+            signal.signal(sig, previous)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535 (0 picks a free one), got {port}")
+    return port
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -679,7 +717,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=8765, help="port to bind; 0 picks a free one (default 8765)"
+        "--port", type=_port, default=8765, help="port to bind; 0 picks a free one (default 8765)"
     )
     parser.add_argument(
         "--api-key",
@@ -735,6 +773,11 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
 
     def ready(url: str) -> None:
         print(f"dgproto emulator listening on {url}", flush=True)
+
+    log = logging.StreamHandler(sys.stderr)  # one line per connection, as it ends
+    log.setFormatter(logging.Formatter("dgproto serve: %(message)s"))
+    logger.addHandler(log)
+    logger.setLevel(logging.INFO)
 
     try:
         asyncio.run(

@@ -31,7 +31,12 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import trio
+try:
+    import trio
+except ImportError as exc:  # say which extra brings it, not just "No module named 'trio'"
+    raise ImportError(
+        "dgproto.transports.trio needs trio, an optional dependency: pip install 'dgproto[trio]'"
+    ) from exc
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection

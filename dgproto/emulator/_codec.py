@@ -63,6 +63,7 @@ __all__ = [
     "ALPHABET",
     "MAX_WORD_CHARS",
     "PUNCTUATION",
+    "RESAMPLED_RATES",
     "SAMPLE_RATES",
     "SPEECH_RMS_THRESHOLD",
     "SYMBOL_SECONDS",
@@ -82,6 +83,9 @@ __all__ = [
 
 #: Sample rates the codec synthesizes and decodes: multiples of the 8 kHz working rate.
 SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 24000, 32000, 48000)
+#: Other rates ``synthesize`` writes (CD and DAW audio), by resampling 48 kHz audio; the
+#: emulator's ``ToneRecognizer`` resamples them back to 8 kHz to decode.
+RESAMPLED_RATES: tuple[int, ...] = (11025, 22050, 44100)
 #: Characters a word may contain. A character's code is its index here.
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,.?!;:-'"
 #: Characters stripped from the ends of a word to make Deepgram's normalized ``word``.
@@ -202,9 +206,9 @@ def _tokens(text: str) -> list[_Token]:
     return tokens
 
 
-def _check_rate(sample_rate: int) -> None:
+def _check_rate(sample_rate: int, also: tuple[int, ...] = ()) -> None:
     if not isinstance(sample_rate, int) or sample_rate not in SAMPLE_RATES:
-        rates = ", ".join(map(str, SAMPLE_RATES))
+        rates = ", ".join(map(str, sorted(SAMPLE_RATES + also)))
         raise ValueError(f"sample_rate must be one of {rates}; got {sample_rate!r}")
 
 
@@ -272,7 +276,13 @@ def synthesize(
     Every channel carries the same signal. ``encoding`` is one of ``_pcm.ENCODINGS``;
     ``amplitude`` is the peak as a fraction of full scale (0.05 or more decodes reliably).
     """
-    _check_rate(sample_rate)
+    if sample_rate in RESAMPLED_RATES:
+        base = synthesize(text, sample_rate=48000, amplitude=amplitude)
+        mono = _pcm.resample(_pcm.linear16_to_samples(base), 48000, sample_rate)
+        _pcm.check_encoding(encoding)
+        _check_channels(channels)
+        return _finish(mono, encoding, channels)
+    _check_rate(sample_rate, RESAMPLED_RATES)
     _pcm.check_encoding(encoding)
     _check_channels(channels)
     if not 0.0 < amplitude <= 1.0:

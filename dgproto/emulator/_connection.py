@@ -75,6 +75,19 @@ NET0001_REASON = (
 )
 
 _MODEL_UUID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/dgproto/emulator-tone"))
+#: Said once when a stream comes without ``encoding=`` (mp3, ogg, flac, webm, m4a, ...).
+CONTAINER_WARNING = (
+    "The dgproto emulator cannot transcribe encoded or container audio (no encoding= was "
+    "given): it counted the bytes and returns no transcript. It understands raw tone-coded "
+    "audio from `dgproto synth`."
+)
+#: Seconds of loud audio with no word recognized before saying ``UNDECODED_WARNING``.
+UNDECODED_SECONDS = 2.0
+UNDECODED_WARNING = (
+    "The dgproto emulator heard sound but no word it can decode: it only understands "
+    "tone-coded audio from `dgproto synth` (or dgproto.emulator.synthesize), not real "
+    "speech, so its transcripts here are empty."
+)
 _INJECTED_UNKNOWN = wire.dumps(
     {"type": "EmulatorUnknown", "description": "dgproto fault injection: an unknown type"}
 )
@@ -128,6 +141,7 @@ class EmulatorConnection:
     first call. Introspection for tests: ``request_id``, ``options``, ``subprotocol``,
     ``received_text_messages`` (a bounded log), ``audio_bytes_received``,
     ``audio_seconds_received``, ``messages_sent``, ``close_sent``, ``close_received``,
+    ``path``, ``http_status``,
     ``features`` (formatting in force, after any Configure) and ``keyterms`` (from the
     last Configure). Audio is never kept, only counted and hashed.
 
@@ -158,6 +172,12 @@ class EmulatorConnection:
         self.audio_bytes_received = 0
         self.messages_sent = 0
         self.close_sent: tuple[int, str] | None = None
+        #: The request's path (never its query) and the HTTP status answered: for logs.
+        self.path: str | None = None
+        self.http_status: int | None = None
+        #: What the emulator could not do with this stream, each said once: in the
+        #: Metadata's ``warnings`` and the server's log line.
+        self.warnings: list[str] = []
         self.close_received: tuple[int, str] | None = None
         self._log: deque[ClientMessage] = deque(maxlen=self.config.message_log_limit)
         self._ws = WSConnection(ConnectionType.SERVER)
@@ -426,6 +446,7 @@ class EmulatorConnection:
             model=self.config.model_info,
             model_uuid=_MODEL_UUID,
             extra=options.extra if options else None,
+            warnings=self.warnings,
         )
 
     # ------------------------------------------------------------------ handshake
@@ -440,6 +461,7 @@ class EmulatorConnection:
             status = 405
         else:
             status = int(getattr(exc.event_hint, "status_code", 400))
+        self.http_status = status
         body = wire.http_error_body(status, self.request_id, None, text).encode()
         head = [
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
@@ -454,6 +476,7 @@ class EmulatorConnection:
 
     def _on_request(self, request: Request, now: float) -> None:
         config = self.config
+        self.path = request.target.partition("?")[0]
         decision = evaluate(
             target=request.target,
             headers=list(request.extra_headers),
@@ -467,8 +490,10 @@ class EmulatorConnection:
             max_channels=config.max_channels,
         )
         if isinstance(decision, Accept):
+            self.http_status = 101
             self._accept(decision, now)
             return
+        self.http_status = decision.status
         body = wire.http_error_body(
             decision.status, self.request_id, decision.err_code, decision.err_msg
         ).encode()
@@ -533,7 +558,9 @@ class EmulatorConnection:
             "punctuate": bool(options.punctuate),
             "smart_format": bool(options.smart_format),
         }
-        assert options.encoding is not None
+        if options.encoding is None:
+            self.warnings.append(CONTAINER_WARNING)
+            return
         assert options.sample_rate is not None
         channels = options.channels or 1
         self._pcm = PcmDecoder(options.encoding, channels)
@@ -652,9 +679,10 @@ class EmulatorConnection:
         self._close_transport()
 
     def _on_audio(self, data: bytes, now: float) -> None:
-        assert self._pcm is not None
         self.audio_bytes_received += len(data)
         self._sha256.update(data)
+        if self._pcm is None:  # a container: counted, never decoded
+            return
         channels = self._pcm.feed(data)
         if self.flux is not None:
             for message in self.flux.audio(channels[0]):
@@ -662,6 +690,12 @@ class EmulatorConnection:
             return
         for index, transcriber in self._transcribers.items():
             self._emit(index, transcriber.feed(channels[index]), now)
+            if (
+                transcriber.words_heard == 0
+                and transcriber.loud_seconds >= UNDECODED_SECONDS
+                and UNDECODED_WARNING not in self.warnings
+            ):
+                self.warnings.append(UNDECODED_WARNING)
 
     def _on_text(self, text: str, now: float) -> None:
         problem: str | None = None

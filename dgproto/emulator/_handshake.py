@@ -100,11 +100,8 @@ def _server_rules(options: LiveOptions | FluxOptions) -> str | None:
     elif _is_flux_model(options.model):
         return f"Model {options.model!r} is a Flux model: connect to /v2/listen instead."
     encoding = options.encoding
-    if encoding is None:
-        return (
-            "The dgproto emulator needs raw audio: set encoding (one of "
-            f"{', '.join(SUPPORTED_ENCODINGS)}) and sample_rate."
-        )
+    if encoding is None:  # a container (mp3, ogg, ...): accepted, counted, not transcribed
+        return None
     if encoding not in SUPPORTED_ENCODINGS:
         return (
             f"The dgproto emulator cannot decode encoding={encoding}; use one of "

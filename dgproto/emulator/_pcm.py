@@ -26,6 +26,7 @@ __all__ = [
     "ENCODINGS",
     "SAMPLE_WIDTH",
     "PcmDecoder",
+    "Resampler",
     "alaw_decode",
     "alaw_encode",
     "check_encoding",
@@ -36,6 +37,7 @@ __all__ = [
     "linear32_to_samples",
     "mulaw_decode",
     "mulaw_encode",
+    "resample",
     "samples_to_linear16",
     "samples_to_linear32",
 ]
@@ -255,6 +257,48 @@ def interleave(channels: Sequence[Sequence[int]]) -> array[int]:
     for index, channel in enumerate(channels):
         out[index : len(channel) * count : count] = _as_int16(channel)
     return out
+
+
+class Resampler:
+    """Streaming linear-interpolation rate conversion of int16 samples, exact in count.
+
+    Output sample ``n`` is the input at position ``n * rate_in / rate_out``, computed in
+    integers so no drift builds up however the input is chunked. No anti-alias filter:
+    meant for the tone codec, whose tones all lie far below either Nyquist frequency.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        if rate_in <= 0 or rate_out <= 0:
+            raise ValueError(f"rates must be positive, got {rate_in} -> {rate_out}")
+        self._in = rate_in
+        self._out = rate_out
+        self._next = 0  # index of the next output sample
+        self._base = 0  # absolute input index of self._tail[0]
+        self._tail = array("h")
+
+    def feed(self, samples: Sequence[int]) -> array[int]:
+        data = self._tail + _as_int16(samples)
+        out = array("h")
+        rate_in, rate_out, base = self._in, self._out, self._base
+        n = self._next
+        last = base + len(data) - 1  # interpolation needs the sample after
+        while True:
+            index, rest = divmod(n * rate_in, rate_out)
+            if index >= last:
+                break
+            a = data[index - base]
+            out.append(a + round((data[index - base + 1] - a) * rest / rate_out))
+            n += 1
+        self._next = n
+        keep = min((n * rate_in) // rate_out, base + len(data)) - base
+        self._base = base + keep
+        self._tail = data[keep:]
+        return out
+
+
+def resample(samples: Sequence[int], rate_in: int, rate_out: int) -> array[int]:
+    """All of ``samples`` converted at once (see ``Resampler``)."""
+    return Resampler(rate_in, rate_out).feed(samples)
 
 
 class PcmDecoder:

@@ -27,6 +27,7 @@ from typing import Protocol
 import attrs
 
 from ._codec import SAMPLE_RATES, DecodedWord, ToneDecoder
+from ._pcm import Resampler
 
 __all__ = [
     "RecognizedWord",
@@ -72,19 +73,28 @@ class ToneRecognizer:
     """The tone-codec decoder behind the ``Recognizer`` protocol (the emulator's default).
 
     ``ToneRecognizer`` itself is a ``RecognizerFactory``: ``ToneRecognizer(channel=0,
-    sample_rate=16000)``. The codec works at multiples of 8 kHz (``SAMPLE_RATES``); at any
-    other rate (44100, 22050, ...) it recognizes nothing, so such audio still drives the
-    energy-based events (SpeechStarted, endpointing) with empty transcripts.
+    sample_rate=16000)``. The codec works at multiples of 8 kHz (``SAMPLE_RATES``); audio
+    at any other rate of 8 kHz or more (44100, 22050, ...) is resampled to 8 kHz first.
+    Below 8 kHz it recognizes nothing, so such audio still drives the energy-based events
+    (SpeechStarted, endpointing) with empty transcripts.
     """
 
     def __init__(self, *, channel: int, sample_rate: int) -> None:
         self.channel = channel
         self.sample_rate = sample_rate
-        self._decoder = ToneDecoder(sample_rate) if sample_rate in SAMPLE_RATES else None
+        self._resampler: Resampler | None = None
+        self._decoder: ToneDecoder | None = None
+        if sample_rate in SAMPLE_RATES:
+            self._decoder = ToneDecoder(sample_rate)
+        elif sample_rate >= 8000:
+            self._resampler = Resampler(sample_rate, 8000)
+            self._decoder = ToneDecoder(8000)
 
     def feed(self, samples: array[int]) -> list[RecognizedWord]:
         if self._decoder is None:
             return []
+        if self._resampler is not None:
+            samples = self._resampler.feed(samples)
         return _convert(self._decoder.feed(samples))
 
     def flush(self) -> list[RecognizedWord]:

@@ -234,6 +234,10 @@ class ChannelTranscriber:
         self.vad_threshold = vad_threshold
         self._samples_done = 0
         self._buffer = array("h")
+        #: Seconds of frames loud enough to be speech, and words recognized: when the
+        #: first grows with the second at 0, the recognizer cannot decode this audio.
+        self.loud_seconds = 0.0
+        self.words_heard = 0
 
     def feed(self, samples: array[int]) -> list[Output]:
         data = self._buffer + samples if self._buffer else samples
@@ -256,8 +260,10 @@ class ChannelTranscriber:
     def _frame(self, frame: array[int]) -> list[Output]:
         words = self.recognizer.feed(frame)
         self._samples_done += len(frame)
+        loud = frame_rms(frame) >= self.vad_threshold
+        if loud:
+            self.loud_seconds += len(frame) / self.sample_rate
+        self.words_heard += len(words)
         return self.segmenter.step(
-            end=self._samples_done / self.sample_rate,
-            loud=frame_rms(frame) >= self.vad_threshold,
-            words=words,
+            end=self._samples_done / self.sample_rate, loud=loud, words=words
         )

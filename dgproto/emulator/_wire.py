@@ -148,9 +148,12 @@ def metadata(
     model: Mapping[str, str],
     model_uuid: str,
     extra: Mapping[str, str] | None,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The one ``Metadata`` that ends a session. ``models``/``model_info`` only appear once
-    audio was processed, as in Deepgram's captures of audio-less sessions."""
+    audio was processed, as in Deepgram's captures of audio-less sessions. ``warnings``
+    uses the ``[{type, parameter, message}]`` shape of Deepgram's published spec (never
+    seen live): how the emulator says what it could not do."""
     message: dict[str, Any] = {
         "type": "Metadata",
         "transaction_key": "deprecated",
@@ -165,6 +168,10 @@ def metadata(
         message["model_info"] = {model_uuid: _model_info(model)}
     if extra:
         message["extra"] = dict(extra)
+    if warnings:
+        message["warnings"] = [
+            {"type": "dgproto_emulator", "parameter": "audio", "message": text} for text in warnings
+        ]
     return message
 
 

@@ -1,0 +1,89 @@
+"""``main``: the ``dgproto`` console script and ``python -m dgproto``.
+
+Parses the command line, runs one command and turns whatever goes wrong into one line
+on stderr and an exit status (``shared.EXIT_*``): never a traceback for a bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from dgproto import __version__
+
+from .. import server
+from .commands import register_demo, register_synth, register_transcribe
+from .shared import EXIT_FAILURE, EXIT_INTERRUPTED, CliError, OutputClosed
+
+__all__ = ["build_parser", "main"]
+
+VERBOSE = "the DEBUG wire trace on stderr (API keys redacted)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dgproto",
+        description="Stream audio to Deepgram live transcription (or its local emulator).",
+    )
+    parser.add_argument("--version", action="version", version=f"dgproto {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help=VERBOSE,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    register_transcribe(commands)
+    commands.add_parser(
+        "serve",
+        help="run the local Deepgram emulator (dgproto serve --help)",
+        add_help=False,
+    )
+    register_synth(commands)
+    register_demo(commands)
+    for name, command in commands.choices.items():
+        if name != "serve":  # -v also after the command; SUPPRESS keeps a top-level -v
+            command.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE
+            )
+    return parser
+
+
+def _trace_to_stderr() -> None:
+    """``-v``: every ``dgproto`` logger at DEBUG on stderr: the adapters' wire trace, whose
+    handshake lines have the ``Authorization`` value replaced by ``<redacted>``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger = logging.getLogger("dgproto")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``dgproto`` console script and ``python -m dgproto``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        return server.main_serve(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        _trace_to_stderr()
+    try:
+        status: int = args.handler(args)
+    except CliError as exc:
+        sys.stdout.flush()
+        print(f"dgproto {args.command}: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(exc.hint, file=sys.stderr)
+        return exc.status
+    except OutputClosed:  # the reader of our output went away (| head): say nothing
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except KeyboardInterrupt:  # before or after the stream, where no handler is installed
+        print(f"dgproto {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return status
