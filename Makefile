@@ -63,3 +63,17 @@ bench: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .hypothesis build *.egg-info
+
+# make docs: the Sphinx site (docs/) in docs/_build/html, warnings as errors. Its own
+# extra and stamp, so `make test` never installs Sphinx; -E re-reads every page so a
+# warning cannot hide in an incremental build.
+.PHONY: docs
+DOCS_STAMP := $(VENV)/.docs-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(DOCS_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	rm -f $(VENV)/.docs-*
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -E -q -b html docs docs/_build/html

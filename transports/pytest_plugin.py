@@ -45,7 +45,9 @@ class EmulatorFactory(Protocol):
         port: int = 0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         seed: int | None = None,
-    ) -> ThreadedEmulatorServer: ...
+    ) -> ThreadedEmulatorServer:
+        """Start an emulator (arguments as for ``serve_in_thread``); it is listening."""
+        ...
 
 
 @contextlib.contextmanager

@@ -95,6 +95,7 @@ class ConnectionRecord:
 
     @property
     def live(self) -> bool:
+        """True until the TCP connection ends (``closed_at`` is still ``None``)."""
         return self.closed_at is None
 
 
@@ -290,6 +291,10 @@ class EmulatorServer:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs in; ``RuntimeError`` before ``start()``.
+
+        Other threads use it to reach the server safely (``call_soon_threadsafe``).
+        """
         if self._loop is None:
             raise RuntimeError("the server is not started")
         return self._loop
@@ -321,6 +326,7 @@ class EmulatorServer:
 
     @property
     def live_connections(self) -> int:
+        """How many connections are open now (counted against ``max_connections``)."""
         return len(self._live)
 
     async def start(self) -> None:
@@ -554,12 +560,17 @@ class ThreadedEmulatorServer:
 
     @property
     def server(self) -> EmulatorServer:
+        """The ``EmulatorServer`` in the background thread; ``RuntimeError`` before ``start()``.
+
+        Its methods belong to the server's loop: from another thread, only read it.
+        """
         if self._server is None:
             raise RuntimeError("the server is not started")
         return self._server
 
     @property
     def url(self) -> str:
+        """``ws://host:port/v1/listen``: what a client connects to."""
         return self.server.url
 
     @property
@@ -569,14 +580,17 @@ class ThreadedEmulatorServer:
 
     @property
     def host(self) -> str:
+        """The address the server listens on."""
         return self.server.host
 
     @property
     def port(self) -> int:
+        """The port the server listens on: the one the OS picked when started with ``port=0``."""
         return self.server.port
 
     @property
     def connections(self) -> tuple[ConnectionRecord, ...]:
+        """The live connections and the last ``keep_finished`` finished ones, oldest first."""
         return self.server.connections
 
     def start(self) -> None:

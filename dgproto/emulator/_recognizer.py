@@ -91,6 +91,7 @@ class ToneRecognizer:
             self._decoder = ToneDecoder(8000)
 
     def feed(self, samples: array[int]) -> list[RecognizedWord]:
+        """Decode the next samples; return the words whose tones have fully arrived."""
         if self._decoder is None:
             return []
         if self._resampler is not None:
@@ -98,6 +99,8 @@ class ToneRecognizer:
         return _convert(self._decoder.feed(samples))
 
     def flush(self) -> list[RecognizedWord]:
+        """Return the word cut off by ``Finalize`` or the end, if any of it decodes (halved
+        confidence when incomplete); later audio starts a new word."""
         if self._decoder is None:
             return []
         return _convert(self._decoder.flush())
@@ -137,6 +140,7 @@ class ScriptedRecognizer:
         return self._samples_fed / self.sample_rate
 
     def feed(self, samples: array[int]) -> list[RecognizedWord]:
+        """Advance the clock by ``len(samples)``; return the scripted words that ended by now."""
         self._samples_fed += len(samples)
         position = self.position
         done = 0
@@ -146,6 +150,7 @@ class ScriptedRecognizer:
         return out
 
     def flush(self) -> list[RecognizedWord]:
+        """Return the words already started, their ``end`` cut to the audio fed so far."""
         position = self.position
         started = [w for w in self._words if w.start < position]
         self._words = [w for w in self._words if w.start >= position]
