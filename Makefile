@@ -65,13 +65,13 @@ clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .hypothesis build *.egg-info
 
 # make docs: the Sphinx site (docs/) in docs/_build/html, warnings as errors. Its own
-# extra and stamp, so `make test` never installs Sphinx; -E re-reads every page so a
+# dependency group and stamp, so `make test` never installs Sphinx; -E re-reads every page so a
 # warning cannot hide in an incremental build.
 .PHONY: docs
-DOCS_STAMP := $(VENV)/.docs-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DOCS_STAMP := $(VENV)/.docs-$(SUM)
 
 $(DOCS_STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/python -m pip install --quiet -e . --group docs
 	rm -f $(VENV)/.docs-*
 	touch $(DOCS_STAMP)
 
