@@ -231,6 +231,12 @@ def test_a_message_over_the_limit_fails_as_its_pieces_arrive() -> None:
 _CLOSE_CODES = [1000, 1001, 1004, 1005, 1006, 1011, 1014, 1015, 999, 2999, 3000, 4999, 5000]
 
 
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    """``data`` cut at each of ``cuts`` (empty pieces included: a read may return b"")."""
+    bounds = sorted(cuts)
+    return [data[a:b] for a, b in zip([0, *bounds], [*bounds, len(data)], strict=True)]
+
+
 @st.composite
 def payloads(draw: st.DrawFn, opcode: int) -> bytes:
     if opcode == 8 and draw(st.booleans()):
@@ -267,8 +273,7 @@ def messages(draw: st.DrawFn) -> bytes:
     """A valid message, often in fragments split anywhere (mid-character included)."""
     opcode = draw(st.sampled_from([1, 2]))
     data = draw(st.text(max_size=60)).encode()
-    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
-    pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+    pieces = split(data, draw(st.lists(st.integers(0, len(data)), max_size=4)))
     out = b""
     for i, piece in enumerate(pieces):
         out += frame(opcode if i == 0 else 0, piece, fin=i == len(pieces) - 1)
@@ -282,8 +287,7 @@ def streams(draw: st.DrawFn) -> list[bytes]:
     data = b"".join(draw(st.lists(messages() | frames(), max_size=8)))
     if draw(st.booleans()):
         data = data[: draw(st.integers(0, len(data)))]  # the peer stops mid-frame
-    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+    return split(data, draw(st.lists(st.integers(0, len(data)), max_size=6)))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
