@@ -220,6 +220,45 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     }
 
 
+def markdown(result: dict[str, Any]) -> list[str]:
+    """The section's tables, for results.md and benchmarks/README.md."""
+    from ._report import _table
+
+    message = result["message"]
+    out = ["## Issue 13 building blocks: frame -> event, the parser, the C mask (CPU time)", ""]
+    out += _table(
+        ["one 9-word Results frame", "us (best)", "us (median)", "x json.loads"],
+        [[r["variant"], r["us_best"], r["us_median"], r["x_json_loads"]] for r in message["rows"]],
+    )
+    out += _table(["ratio (time over time)", "x"], [[k, v] for k, v in message["ratios"].items()])
+    out += _table(
+        ["stream of 201 messages", "parser us/msg", "wsproto us/msg", "wsproto / parser"],
+        [
+            [
+                r["reads"],
+                r["us_per_message_parser"],
+                r["us_per_message_wsproto"],
+                r["wsproto_time_over_parser"],
+            ]
+            for r in result["stream"]
+        ],
+    )
+    out += _table(
+        ["payload", "send variant", "us (best)", "us (median)", "fps / websockets sans-I/O"],
+        [
+            [
+                r["payload_bytes"],
+                r["variant"],
+                r["us_best"],
+                r["us_median"],
+                r["fps_over_reference"],
+            ]
+            for r in result["send"]
+        ],
+    )
+    return out
+
+
 def main() -> None:
     standalone_main(run, __doc__)
 

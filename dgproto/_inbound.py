@@ -25,8 +25,10 @@ arrives (at most one control frame or one frame header is held back between read
 message in progress is checked against ``max_message_size`` after every piece as the
 connection did with wsproto, and empty pieces (an empty-continuation-frame flood) are
 not stored, so such a flood costs CPU proportional to its size and no memory.
-Bytes that arrived together with the ``101`` response must be fed first; wsproto keeps
-sending (close frames, pongs, text): its state stays ``OPEN`` until we send a close.
+Bytes that arrived together with the ``101`` response must be fed first: stop iterating
+``ws.events()`` at ``AcceptConnection`` and take them with :func:`take_after_handshake`.
+wsproto keeps the sending side (close frames, pongs, text): its state stays ``OPEN``
+until we send a close, so answer the peer's CLOSE with ``ws.send(CloseConnection(...))``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,19 @@ from __future__ import annotations
 from codecs import getincrementaldecoder
 from typing import Any, NoReturn
 
-__all__ = ["BINARY", "CLOSE", "ERROR", "PING", "PONG", "TEXT", "InboundEvent", "InboundParser"]
+from wsproto import WSConnection
+
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "ERROR",
+    "PING",
+    "PONG",
+    "TEXT",
+    "InboundEvent",
+    "InboundParser",
+    "take_after_handshake",
+]
 
 #: Event kinds (the data ones equal their WebSocket opcodes).
 TEXT = 0x1
@@ -54,6 +68,21 @@ _VALID_OPCODES = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
 _KNOWN_CLOSE_CODES = frozenset((*range(1000, 1004), *range(1005, 1014), 1015))
 _LOCAL_ONLY_CLOSE_CODES = frozenset((1005, 1006, 1015))
 _UTF8 = getincrementaldecoder("utf-8")
+
+
+def take_after_handshake(ws: WSConnection) -> bytes:
+    """Remove and return the bytes wsproto holds, unparsed, past the ``101`` response.
+
+    Call it as soon as ``ws.events()`` has yielded ``AcceptConnection``, before iterating
+    further (wsproto parses frames lazily, in ``events()``). It reads wsproto 1.x's frame
+    buffer, an internal: tests/test_inbound.py pins it.
+    """
+    assert ws.connection is not None, "the handshake is not complete"
+    buffer = ws.connection._proto._frame_decoder.buffer
+    data = bytes(buffer.buffer[buffer.bytes_used :])
+    buffer.buffer = bytearray()
+    buffer.bytes_used = 0
+    return data
 
 
 class _Stop(Exception):

@@ -15,10 +15,28 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wsproto import WSConnection
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    Request,
+    TextMessage,
+)
 
-from dgproto._inbound import BINARY, CLOSE, ERROR, PING, PONG, TEXT, InboundParser
+from dgproto._inbound import (
+    BINARY,
+    CLOSE,
+    ERROR,
+    PING,
+    PONG,
+    TEXT,
+    InboundParser,
+    take_after_handshake,
+)
 
 Outcome = list[list[tuple[Any, ...]]]
 
@@ -296,3 +314,19 @@ def test_any_stream_split_anywhere_matches_wsproto(
     chunks: list[bytes], max_size: int | None
 ) -> None:
     assert_same(chunks, max_size)
+
+
+@pytest.mark.parametrize("extra", [b"", frame(1, RESULTS), frame(1, RESULTS) + frame(9, b"p")[:2]])
+def test_frames_that_came_with_the_101_are_handed_over(extra: bytes) -> None:
+    """wsproto parses the handshake; what followed the 101 goes to the parser, untouched."""
+    client = WSConnection(ConnectionType.CLIENT)
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="example.com", target="/v1/listen")))
+    assert isinstance(next(server.events()), Request)
+    client.receive_data(server.send(AcceptConnection()) + extra)
+    events = client.events()
+    assert isinstance(next(events), AcceptConnection)
+    assert take_after_handshake(client) == extra
+    assert list(events) == []  # wsproto parses nothing more: the bytes are gone
+    parser = InboundParser()
+    assert parser.feed(extra) == ([(TEXT, RESULTS.decode())] if extra else [])
