@@ -199,20 +199,16 @@ class InboundParser:
         start = pos + 2
         if control and length > 125:
             self._fail("Control frame with payload len > 125", out)
-        if length == 126:
-            start = pos + 4
+        if length > 125:  # a 2-byte (126) or 8-byte (127) extended length follows
+            size, floor, used = (
+                (2, 125, "2 bytes when 1") if length == 126 else (8, 0xFFFF, "8 bytes when 2")
+            )
+            start = pos + 2 + size
             if start > n:
                 return self._hold(data, pos)
             length = int.from_bytes(data[pos + 2 : start], "big")
-            if length <= 125:
-                self._fail("Payload length used 2 bytes when 1 would have sufficed", out)
-        elif length == 127:
-            start = pos + 10
-            if start > n:
-                return self._hold(data, pos)
-            length = int.from_bytes(data[pos + 2 : start], "big")
-            if length <= 0xFFFF:
-                self._fail("Payload length used 8 bytes when 2 would have sufficed", out)
+            if length <= floor:
+                self._fail(f"Payload length used {used} would have sufficed", out)
             if length >> 63:
                 self._fail("8-byte payload length with non-zero MSB", out)
         if b0 & 0x70:
