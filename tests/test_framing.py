@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import types
 from itertools import cycle
 
 import pytest
@@ -135,3 +136,20 @@ def test_the_c_mask_is_websockets_when_installed(monkeypatch: pytest.MonkeyPatch
     assert _framing._native_apply_mask() is apply_mask is NATIVE
     monkeypatch.setitem(sys.modules, "websockets.speedups", None)  # import now fails
     assert _framing._native_apply_mask() is None
+
+
+def test_the_native_hook_is_used_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever ``apply_mask`` is found is what frames get (a Python stand-in here, so this
+    runs with and without the speedups installed)."""
+    fake = types.ModuleType("websockets.speedups")
+
+    def apply_mask(data: bytes, mask: bytes) -> bytes:
+        return bytes(b ^ k for b, k in zip(data, cycle(mask)))
+
+    fake.apply_mask = apply_mask  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "websockets.speedups", fake)
+    assert _framing._native_apply_mask() is apply_mask
+    monkeypatch.setattr(_framing, "NATIVE_APPLY_MASK", apply_mask)
+    key = b"\x05\x06\x07\x08"
+    writer = BinaryFrameWriter(random_bytes=lambda n: key * (n // 4))
+    assert writer.frame(b"hello") == _reference_frame(b"hello", key)
