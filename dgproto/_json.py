@@ -1,9 +1,12 @@
 """The JSON parser for incoming messages when ``Config.json_loads`` is not set.
 
 Decoding Results is the hot inbound path. ``orjson`` (the ``dgproto[speedups]`` extra)
-parses a Results message several times faster than ``json.loads`` and returns the same
-Python values, so it is used whenever it is installed; nothing to configure.
-``Config.json_loads`` still wins when set.
+parses a Results message about 3x faster than ``json.loads`` and, for what Deepgram
+sends, returns the same Python values (tests/test_json.py checks every real payload), so
+it is used whenever it is installed; nothing to configure. ``Config.json_loads`` still
+wins when set. Where they differ is outside strict JSON: orjson rejects ``NaN`` and lone
+surrogate escapes and reads integers beyond 64 bits as floats, and its error messages
+(in ``MalformedMessage.error``) are its own.
 """
 
 from __future__ import annotations
