@@ -5,7 +5,7 @@
     python -m benchmarks --only send,decode   # a subset; writes nothing unless --write
     python -m benchmarks --only e2e --streams 100 --clients asyncio,sdk --profile-dir /tmp/p
 
-Sections: send, decode, inbound (micro-benchmarks, in this process), e2e and memory
+Sections: send, decode, inbound, frames (micro-benchmarks, in this process), e2e and memory
 (separate server and client processes on 127.0.0.1). Results files are written only by
 a full run (every section, not ``--quick``), or when ``--write`` asks for it; profiled
 runs never write them (profiling distorts the CPU figures).
@@ -20,10 +20,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import _report, bench_decode, bench_e2e, bench_inbound, bench_memory, bench_send
+from . import (
+    _report,
+    bench_decode,
+    bench_e2e,
+    bench_frames,
+    bench_inbound,
+    bench_memory,
+    bench_send,
+)
 from ._common import RESULTS_DIR, dump_json, machine_info
 
-SECTIONS = ("send", "decode", "inbound", "e2e", "memory")
+SECTIONS = ("send", "decode", "inbound", "frames", "e2e", "memory")
 
 
 def _log(line: str) -> None:
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             result = bench_decode.run(quick=args.quick)
         elif name == "inbound":
             result = bench_inbound.run(quick=args.quick)
+        elif name == "frames":
+            result = bench_frames.run(quick=args.quick)
         elif name == "e2e":
             result = bench_e2e.run(
                 quick=args.quick,

@@ -110,11 +110,14 @@ def compare(
     *,
     seconds: float,
     batch_seconds: float = 0.003,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> Timings:
     """Time ``funcs`` side by side for about ``seconds`` in total.
 
     Each round runs one batch of every function (in rotating order); a batch is as many
     calls as take about ``batch_seconds``, shorter than a scheduler time slice.
+    ``timer=time.thread_time`` counts this thread's CPU time instead of wall time, so
+    time spent descheduled on a busy machine does not count.
     """
     names = list(funcs)
     warm_up(funcs)
@@ -123,7 +126,7 @@ def compare(
         func = funcs[name]
         count = 1
         while True:
-            elapsed = timeit.timeit(func, number=count)
+            elapsed = timeit.Timer(func, timer=timer).timeit(number=count)
             if elapsed >= batch_seconds / 2 or count >= 1 << 20:
                 break
             count *= 2
@@ -135,13 +138,17 @@ def compare(
         shift = rounds % len(names)
         for name in names[shift:] + names[:shift]:
             number = sizes[name]
-            samples[name].append(timeit.timeit(funcs[name], number=number) / number)
+            samples[name].append(timeit.Timer(funcs[name], timer=timer).timeit(number) / number)
         rounds += 1
     return Timings(samples)
 
 
 def compare_trials(
-    make: Callable[[], Mapping[str, Callable[[], object]]], *, seconds: float, trials: int
+    make: Callable[[], Mapping[str, Callable[[], object]]],
+    *,
+    seconds: float,
+    trials: int,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> Timings:
     """``compare`` in ``trials`` separate trials, each with freshly built variants.
 
@@ -151,7 +158,7 @@ def compare_trials(
     """
     pooled: dict[str, list[float]] = {}
     for _ in range(max(1, trials)):
-        timings = compare(make(), seconds=seconds / max(1, trials))
+        timings = compare(make(), seconds=seconds / max(1, trials), timer=timer)
         for name in timings.names():
             pooled.setdefault(name, []).extend(timings.samples[name])
     return Timings(pooled)

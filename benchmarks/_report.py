@@ -104,6 +104,10 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in d["rows"]
             ],
         )
+    if "frames" in sections:
+        from .bench_frames import markdown as frames_markdown
+
+        out += frames_markdown(sections["frames"])
     if "e2e" in sections:
         d = sections["e2e"]
         out += [

@@ -13,7 +13,10 @@ Masking is an XOR with the 4-byte key repeated. Two pure-Python ways are fast, a
 wins at one end (measured, see benchmarks/): for small frames, one big-integer XOR where
 the repeated key is ``key * repunit`` (a constant per size, cached); for large frames,
 ``bytes.translate`` over the four strided slices with a 256x256 XOR table (aiohttp's and
-wsproto's method), built on first use.
+wsproto's method), built on first use. With the ``dgproto[speedups]`` extra, the C
+``apply_mask`` that websockets ships (wheels for every platform) does the XOR instead:
+the same bytes, at about a third of the cost for 640 B frames; the pure-Python methods
+stay as the fallback.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
+from importlib import import_module
 
 __all__ = ["BinaryFrameWriter"]
 
@@ -38,6 +42,22 @@ _TRANSLATE_FROM = 1024
 _REPUNITS: dict[int, tuple[int, int]] = {}
 #: ``_XOR_TABLES[k]`` maps each byte b to b ^ k; built on first use, then shared.
 _XOR_TABLES: tuple[bytes, ...] = ()
+
+
+ApplyMask = Callable[[bytes, bytes], bytes]
+
+
+def _native_apply_mask() -> ApplyMask | None:
+    """websockets' C masking function, if the extension is installed and built."""
+    try:
+        apply_mask: ApplyMask = import_module("websockets.speedups").apply_mask
+    except ImportError:
+        return None
+    return apply_mask
+
+
+#: ``None`` without the speedups (a pure-Python websockets, or none at all).
+NATIVE_APPLY_MASK = _native_apply_mask()
 
 
 def _repunit(size: int) -> tuple[int, int]:
@@ -78,10 +98,14 @@ def _build_xor_tables() -> tuple[bytes, ...]:
 class BinaryFrameWriter:
     """Builds masked, final, binary WebSocket frames from audio payloads."""
 
-    __slots__ = ("_pool", "_pos", "_random_bytes")
+    __slots__ = ("_apply_mask", "_pool", "_pos", "_random_bytes")
 
-    def __init__(self, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self, random_bytes: Callable[[int], bytes] = os.urandom, *, native: bool = True
+    ) -> None:
+        """``native=False`` forces the pure-Python masking (tests compare the two)."""
         self._random_bytes = random_bytes
+        self._apply_mask = NATIVE_APPLY_MASK if native else None
         self._pool = b""
         self._pos = 0
 
@@ -103,6 +127,9 @@ class BinaryFrameWriter:
         else:
             header = _PACK_64(_FIN_BINARY, _MASK_BIT | 127, size)
         key = self._next_key()
+        apply_mask = self._apply_mask
+        if apply_mask is not None:
+            return b"".join((header, key, apply_mask(payload, key)))
         if size < _TRANSLATE_FROM:
             return b"".join((header, key, _mask_small(payload, key)))
         return b"".join((header, key, _mask_large(payload, key)))

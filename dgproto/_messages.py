@@ -137,6 +137,8 @@ def encode_configure(
 
 
 _json_loads = json.loads
+#: What json.loads skips after a value (its ``WHITESPACE`` pattern).
+_JSON_SPACE = " \t\n\r"
 # The scanner json.loads runs, minus its wrapping (typeshed does not declare the attribute).
 _scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
@@ -156,15 +158,16 @@ def decode_message(text: str, loads: Callable[[str], Any] = json.loads) -> Event
     """
     try:
         if loads is _json_loads:
-            # json.loads without its Python wrapping: when the C scanner consumes the whole
-            # text from index 0, json.loads would return exactly this. Anything else
-            # (surrounding whitespace, a BOM, an error, bytes) goes to json.loads itself,
-            # so results and error messages are always json.loads's own.
+            # json.loads without its Python wrapping: when the C scanner consumes the text
+            # from index 0 up to nothing but JSON whitespace, json.loads would return
+            # exactly this. Anything else (leading whitespace, a BOM, an error, extra
+            # data, bytes) goes to json.loads itself, so results and error messages are
+            # always json.loads's own; a trailing newline is not parsed twice.
             try:
                 data, end = _scan_once(text, 0)
             except Exception:
                 end = -1
-            if end != len(text):
+            if end != len(text) and (end < 0 or text[end:].strip(_JSON_SPACE)):
                 data = loads(text)
         else:
             data = loads(text)

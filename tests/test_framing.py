@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import types
 from itertools import cycle
 
 import pytest
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from dgproto import _framing
-from dgproto._framing import _KEYS_PER_BATCH, BinaryFrameWriter
+from dgproto._framing import _KEYS_PER_BATCH, NATIVE_APPLY_MASK, BinaryFrameWriter
+
+NATIVE = NATIVE_APPLY_MASK
 
 
 def _parse_as_server(data: bytes) -> list[tuple[Opcode, bytes, bool]]:
@@ -42,11 +45,19 @@ def _reference_frame(payload: bytes, key: bytes) -> bytes:
 SIZES = [1, 2, 3, 4, 5, 125, 126, 127, 640, 1023, 1024, 1025, 3200, 65535, 65536, 70001]
 
 
+#: both masking paths: websockets' C apply_mask (when installed) and the pure fallback
+PATHS = [
+    pytest.param(True, id="native", marks=pytest.mark.skipif(NATIVE is None, reason="no C mask")),
+    pytest.param(False, id="pure"),
+]
+
+
+@pytest.mark.parametrize("native", PATHS)
 @pytest.mark.parametrize("size", SIZES)
-def test_frames_match_the_rfc_and_wsproto_parses_them(size: int) -> None:
+def test_frames_match_the_rfc_and_wsproto_parses_them(size: int, native: bool) -> None:
     payload = os.urandom(size)
     keys = iter([b"\x01\x02\x03\x04" * _KEYS_PER_BATCH])
-    writer = BinaryFrameWriter(random_bytes=lambda n: next(keys))
+    writer = BinaryFrameWriter(random_bytes=lambda n: next(keys), native=native)
     frame = writer.frame(payload)
     assert frame == _reference_frame(payload, b"\x01\x02\x03\x04")
     assert _parse_as_server(frame) == [(Opcode.BINARY, payload, True)]
@@ -55,9 +66,12 @@ def test_frames_match_the_rfc_and_wsproto_parses_them(size: int) -> None:
 @settings(max_examples=200, deadline=None)
 @given(payload=st.binary(min_size=1, max_size=2000), key=st.binary(min_size=4, max_size=4))
 def test_any_payload_and_key_round_trip(payload: bytes, key: bytes) -> None:
-    writer = BinaryFrameWriter(random_bytes=lambda n: key * (n // 4))
+    writer = BinaryFrameWriter(random_bytes=lambda n: key * (n // 4), native=False)
     frame = writer.frame(payload)
     assert frame == _reference_frame(payload, key)
+    if NATIVE is not None:  # the C mask gives the very same bytes
+        native = BinaryFrameWriter(random_bytes=lambda n: key * (n // 4), native=True)
+        assert native.frame(payload) == frame
     assert _parse_as_server(frame) == [(Opcode.BINARY, payload, True)]
 
 
@@ -90,7 +104,7 @@ def test_shared_tables_are_never_seen_half_built(monkeypatch: pytest.MonkeyPatch
     start = threading.Barrier(8)
 
     def write() -> None:
-        writer = BinaryFrameWriter()
+        writer = BinaryFrameWriter(native=False)
         start.wait()
         try:
             for _ in range(50):
@@ -111,3 +125,31 @@ def test_shared_tables_are_never_seen_half_built(monkeypatch: pytest.MonkeyPatch
         sys.setswitchinterval(interval)
     assert errors == []
     assert len(_framing._XOR_TABLES) == 256
+
+
+def test_the_c_mask_is_websockets_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speedups extra is optional: without websockets' extension, the pure path."""
+    try:
+        from websockets.speedups import apply_mask
+    except ImportError:
+        apply_mask = None
+    assert _framing._native_apply_mask() is apply_mask is NATIVE
+    monkeypatch.setitem(sys.modules, "websockets.speedups", None)  # import now fails
+    assert _framing._native_apply_mask() is None
+
+
+def test_the_native_hook_is_used_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever ``apply_mask`` is found is what frames get (a Python stand-in here, so this
+    runs with and without the speedups installed)."""
+    fake = types.ModuleType("websockets.speedups")
+
+    def apply_mask(data: bytes, mask: bytes) -> bytes:
+        return bytes(b ^ k for b, k in zip(data, cycle(mask)))
+
+    fake.apply_mask = apply_mask  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "websockets.speedups", fake)
+    assert _framing._native_apply_mask() is apply_mask
+    monkeypatch.setattr(_framing, "NATIVE_APPLY_MASK", apply_mask)
+    key = b"\x05\x06\x07\x08"
+    writer = BinaryFrameWriter(random_bytes=lambda n: key * (n // 4))
+    assert writer.frame(b"hello") == _reference_frame(b"hello", key)

@@ -703,6 +703,29 @@ def test_text_that_is_not_a_json_object_is_malformed(text: str, error: str) -> N
     assert "data=" not in repr(event)  # the payload stays out of the repr
 
 
+@pytest.mark.parametrize("tail", ["", "\n", " \r\n\t ", "\n\u00a0", " x"])
+def test_json_whitespace_after_a_message_is_not_parsed_twice(
+    tail: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only what json.loads calls whitespace is skipped; anything else is its error."""
+    calls: list[str] = []
+
+    def counting_loads(text: str) -> Any:
+        calls.append(text)
+        return json.loads(text)
+
+    monkeypatch.setattr(_messages, "_json_loads", counting_loads)  # the fast path's identity
+    text = read_text(WIRE_9_WORDS).strip() + tail
+    event = decode_message(text, counting_loads)
+    if tail.strip(" \t\n\r"):
+        assert calls == [text]  # json.loads itself decides (here: extra data)
+        assert isinstance(event, MalformedMessage)
+        assert event.error.startswith("not valid JSON: Extra data")
+    else:
+        assert calls == []
+        check_results(event, json.loads(text))
+
+
 def test_custom_loads_is_used() -> None:
     calls: list[str] = []
 
