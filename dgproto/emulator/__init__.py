@@ -14,6 +14,7 @@ from ._codec import silence, synthesize
 from ._config import EmulatorConfig
 from ._connection import NET0001_REASON, ClientMessage, EmulatorConnection, EmulatorState
 from ._faults import FaultPlan
+from ._replay import ReplayConnection
 from ._recognizer import (
     RecognizedWord,
     Recognizer,
@@ -32,6 +33,7 @@ __all__ = [
     "RecognizedWord",
     "Recognizer",
     "RecognizerFactory",
+    "ReplayConnection",
     "ScriptedRecognizer",
     "ToneRecognizer",
     "silence",
