@@ -119,9 +119,7 @@ def _redact_callback(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def redact_target(
-    target: str, secrets: Sequence[str] = ()
-) -> tuple[str, list[tuple[str, str]]]:
+def redact_target(target: str, secrets: Sequence[str] = ()) -> tuple[str, list[tuple[str, str]]]:
     """``(path, query pairs)`` of a request target, credentials replaced.
 
     ``token``/``access_token``/``key``/``api_key`` values go; a ``callback`` URL loses

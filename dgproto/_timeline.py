@@ -26,9 +26,12 @@ def _finals(recording: Recording) -> list[tuple[FrameRecord, dict[str, Any]]]:
     out = []
     for frame in recording.frames:
         message = frame.json() if frame.direction == "recv" else None
-        if isinstance(message, dict) and message.get("type") == "Results":
-            if message.get("is_final"):
-                out.append((frame, message))
+        if (
+            isinstance(message, dict)
+            and message.get("type") == "Results"
+            and message.get("is_final")
+        ):
+            out.append((frame, message))
     return out
 
 

@@ -47,8 +47,12 @@ class _Frames:
 
         The third item counts a binary message's payload bytes that arrived in this call,
         fragments included, so the audio clock moves with each fragment."""
-        buf = self.buffer
-        buf += data
+        buf: bytes | bytearray
+        if self.buffer:
+            self.buffer += data
+            buf = self.buffer
+        else:
+            buf = data  # the usual case, whole frames per write: no copy into a buffer
         out: list[tuple[Kind, bytes, int]] = []
         pos, size = 0, len(buf)
         while size - pos >= 2:
@@ -66,8 +70,9 @@ class _Frames:
                 break
             payload = bytes(buf[start:end])
             if masked and length:
-                mask = bytes(buf[start - 4 : start]) * (length // 4 + 1)
-                value = int.from_bytes(payload, "little") ^ int.from_bytes(mask[:length], "little")
+                key = bytes(buf[start - 4 : start])
+                mask = key * (length >> 2) + key[: length & 3]
+                value = int.from_bytes(payload, "little") ^ int.from_bytes(mask, "little")
                 payload = value.to_bytes(length, "little")
             pos = end
             opcode = first & 0x0F
@@ -88,14 +93,14 @@ class _Frames:
                 out.append((_KIND_OF_OPCODE.get(self._opcode, "binary"), whole, audio))
             elif audio:
                 out.append(("binary", b"", audio))  # a fragment: only the clock moves
-        del buf[:pos]
+        self.buffer = bytearray(buf[pos:]) if pos < size else bytearray()
         return out
 
 
 class WireTap:
     """Feed it both directions of one client session; it ``write``s recording lines."""
 
-    def __init__(self, write: Callable[[str], None], *, secrets: Sequence[str] = ()) -> None:
+    def __init__(self, write: Callable[[str], object], *, secrets: Sequence[str] = ()) -> None:
         self._write = write
         self._recorder = Recorder(secrets=secrets)
         self._out_head = bytearray()
@@ -197,7 +202,9 @@ class WireTap:
         self._rejection = None
         self._done = True
 
-    def _frames(self, direction: Direction, frames: list[tuple[Kind, bytes, int]], now: float) -> None:
+    def _frames(
+        self, direction: Direction, frames: list[tuple[Kind, bytes, int]], now: float
+    ) -> None:
         frame = self._recorder.frame
         for kind, payload, audio in frames:
             if direction == "send" and audio:

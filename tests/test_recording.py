@@ -73,7 +73,9 @@ def test_bearer_subprotocol_proxy_and_query_tokens_are_redacted() -> None:
         secrets=[KEY, ""],
     )
     text = json.dumps(headers)
-    assert "eyJhbGciOi" not in text and "cHJveHl1" not in text and "abc" not in text
+    assert "eyJhbGciOi" not in text
+    assert "cHJveHl1" not in text
+    assert "abc" not in text
     assert KEY not in text
     assert headers[0] == ("authorization", f"Bearer {REDACTED}")
     assert headers[1] == ("proxy-authorization", f"Basic {REDACTED}")
@@ -93,13 +95,15 @@ def test_the_browser_form_of_the_key_is_not_written() -> None:
 def test_frames_carry_wall_time_and_the_audio_clock() -> None:
     pipe = full_session()
     recording = pipe.recording()
-    assert recording.accepted and recording.version == 1
+    assert recording.accepted
+    assert recording.version == 1
     audio = [f for f in recording.frames if f.direction == "send" and f.kind == "binary"]
     assert b"".join(f.data for f in audio) == synthesize("Hello there.", sample_rate=RATE)
     assert audio[0].audio == pytest.approx(640 / 32000)
     assert audio[-1].audio == pytest.approx(pipe.client.audio_seconds_sent)
     times = [f.t for f in recording.frames]
-    assert times == sorted(times) and times[-1] > 4.0
+    assert times == sorted(times)
+    assert times[-1] > 4.0
     kinds = [f.message_type for f in recording.frames if f.kind == "text"]
     assert {"KeepAlive", "Finalize", "CloseStream", "Results", "Metadata"} <= set(kinds)
     assert recording.frames[-1].kind == "close"
@@ -114,7 +118,8 @@ def test_timeline_and_transcript_of_a_recording() -> None:
     joined = "\n".join(lines)
     for part in ("KeepAlive", "Finalize", "(Finalize reply)", "CloseStream", "Metadata"):
         assert part in joined
-    assert "close 1000 from server" in joined and "close 1000 from client" in joined
+    assert "close 1000 from server" in joined
+    assert "close 1000 from client" in joined
     assert render(recording).startswith("hello there\n\n")
 
 
@@ -158,12 +163,15 @@ def test_recorder_lines_round_trip() -> None:
         recorder.frame("recv", "close", b"", now=11.0, audio_seconds=0.0),
         recorder.frame("recv", "text", "é\n".encode(), now=11.0, audio_seconds=0.25),
     ]
-    recording = read_recording(lines + ["\n"])
+    recording = read_recording([*lines, "\n"])
     ping, close, text = recording.frames
     assert (ping.kind, ping.data, ping.audio, ping.t) == ("ping", b"\x01\x02", None, 1.0)
     assert (close.code, close.reason) == (1005, "")
-    assert text.text == "é\n" and text.json() is None and text.message_type is None
-    assert recording.response is not None and recording.response.t == 0.5
+    assert text.text == "é\n"
+    assert text.json() is None
+    assert text.message_type is None
+    assert recording.response is not None
+    assert recording.response.t == 0.5
 
 
 @pytest.mark.parametrize(
@@ -278,7 +286,8 @@ def test_tap_handles_partial_heads_rejections_without_length_and_ignores_early_b
     tap.received(b"garbage\r\ncontent-length: 3\r\n\r\nabcdef", 0.0)
     tap.eof(0.0)
     response = read_recording(odd).response
-    assert response is not None and (response.status, response.body) == (0, b"abc")
+    assert response is not None
+    assert (response.status, response.body) == (0, b"abc")
 
 
 def test_session_recorder_writes_paths_and_files(tmp_path: Path) -> None:

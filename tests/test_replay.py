@@ -57,7 +57,8 @@ def test_replay_reproduces_events_order_and_audio_positions() -> None:
     assert replay.server.differences == []
     assert replay.client.request_id == original.client.request_id
     closed = replay.events[-1]
-    assert isinstance(closed, Closed) and closed.metadata is not None
+    assert isinstance(closed, Closed)
+    assert closed.metadata is not None
 
 
 def test_a_different_chunk_size_replays_the_same_events() -> None:
@@ -91,13 +92,15 @@ def test_sent_as_fast_as_possible_still_follows_the_audio_clock() -> None:
 def test_a_rejected_handshake_replays_as_the_same_rejection() -> None:
     pipe = TappedPipe(client(), emulator(EmulatorConfig(faults=FaultPlan(reject_status=429))))
     recording = pipe.recording()
-    assert recording.response is not None and recording.response.status == 429
+    assert recording.response is not None
+    assert recording.response.status == 429
     original = [e for e in pipe.events if isinstance(e, HandshakeRejected)]
     replay = TappedPipe(client(auth=Auth.token("another-key")), replayer(recording))
     rejected = [e for e in replay.events if isinstance(e, HandshakeRejected)]
     assert len(original) == len(rejected) == 1
     assert rejected[0] == original[0]
-    assert rejected[0].retryable and rejected[0].body
+    assert rejected[0].retryable
+    assert rejected[0].body
     assert replay.client.state is State.CLOSED
 
 
@@ -127,7 +130,8 @@ def test_other_audio_is_followed_on_the_clock_and_logged(caplog: pytest.LogCaptu
     finals = [e for e in replay.events if isinstance(e, Results) and e.is_final]
     assert all(e.end <= 1.0 + 1e-6 for e in finals)
     closed = replay.events[-1]
-    assert isinstance(closed, Closed) and closed.code == 1000
+    assert isinstance(closed, Closed)
+    assert closed.code == 1000
 
 
 def test_same_length_other_bytes_is_noted() -> None:
@@ -170,7 +174,9 @@ def test_controls_the_recording_lacks_are_answered_as_the_emulator_would() -> No
     completions = [summary(e) for e in replay.events if summary(e)[0] == "FinalizeComplete"]
     assert completions[0] == ("FinalizeComplete", "from_finalize")
     closed = replay.events[-1]
-    assert isinstance(closed, Closed) and closed.code == 1000 and closed.metadata is not None
+    assert isinstance(closed, Closed)
+    assert closed.code == 1000
+    assert closed.metadata is not None
     assert len(replay.server.differences) == 4  # type: ignore[attr-defined]
 
 
@@ -293,5 +299,6 @@ def test_an_empty_binary_frame_is_the_deprecated_close_stream() -> None:
     server.receive_data(ws.send(BytesMessage(data=b"")), now=0)
     ws.receive_data(server.data_to_send())
     events = list(ws.events())
-    assert isinstance(events[-1], CloseConnection) and events[-1].code == 1000
+    assert isinstance(events[-1], CloseConnection)
+    assert events[-1].code == 1000
     assert server.differences == []

@@ -46,7 +46,8 @@ def test_the_blocking_adapter_sees_the_recorded_session(
     want = [summary(e) for e in original.events if isinstance(e, Results)]
     assert [summary(e) for e in events if isinstance(e, Results)] == want
     emulated = server.connections[0].emulator
-    assert isinstance(emulated, ReplayConnection) and emulated.differences == []
+    assert isinstance(emulated, ReplayConnection)
+    assert emulated.differences == []
 
 
 def test_a_recorded_429_raises_the_same_handshake_error(
@@ -54,9 +55,11 @@ def test_a_recorded_429_raises_the_same_handshake_error(
 ) -> None:
     path, original = _record(tmp_path, EmulatorConfig(faults=FaultPlan(reject_status=429)))
     server = deepgram_replay(original.recording())
-    with pytest.raises(HandshakeError) as caught:
-        with sync_adapter.connect(OPTIONS, api_key="any-key", url=server.url):
-            pass  # pragma: no cover
+    with (
+        pytest.raises(HandshakeError) as caught,
+        sync_adapter.connect(OPTIONS, api_key="any-key", url=server.url),
+    ):
+        pass  # pragma: no cover
     assert caught.value.status_code == 429
     assert caught.value.request_id == original.recording().response.header("dg-request-id")  # type: ignore[union-attr]
     assert path.exists()
@@ -65,4 +68,5 @@ def test_a_recorded_429_raises_the_same_handshake_error(
 def test_serve_replay_flag_loads_the_file(tmp_path: Path) -> None:
     path, _ = _record(tmp_path)
     config = _config_from_args(_build_parser().parse_args(["--replay", str(path)]))
-    assert config.replay is not None and config.replay.accepted
+    assert config.replay is not None
+    assert config.replay.accepted

@@ -14,7 +14,6 @@ from ._codec import silence, synthesize
 from ._config import EmulatorConfig
 from ._connection import NET0001_REASON, ClientMessage, EmulatorConnection, EmulatorState
 from ._faults import FaultPlan
-from ._replay import ReplayConnection
 from ._recognizer import (
     RecognizedWord,
     Recognizer,
@@ -22,6 +21,7 @@ from ._recognizer import (
     ScriptedRecognizer,
     ToneRecognizer,
 )
+from ._replay import ReplayConnection
 
 __all__ = [
     "NET0001_REASON",

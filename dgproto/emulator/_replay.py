@@ -49,7 +49,6 @@ from dgproto._options import LiveOptions
 from dgproto._recording import REDACTED, FrameRecord, Recording
 
 from . import _wire as wire
-from ._config import EmulatorConfig
 from ._connection import ClientMessage, EmulatorConnection, EmulatorState
 from ._control import check_configure
 
@@ -163,6 +162,9 @@ class ReplayConnection(EmulatorConnection):
         except (WsRemoteProtocolError, UnicodeError) as exc:
             self._refuse_bad_request(exc)
             return
+        self._handle_events(now)
+
+    def _handle_events(self, now: float) -> None:
         for event in self._ws.events():
             if self._transport_closed:
                 return
@@ -213,9 +215,7 @@ class ReplayConnection(EmulatorConnection):
             if response.header("content-length") is None:
                 headers.append((b"content-length", length))
             self._out += self._ws.send(
-                RejectConnection(
-                    status_code=response.status, headers=headers, has_body=bool(body)
-                )
+                RejectConnection(status_code=response.status, headers=headers, has_body=bool(body))
             )
             if body:
                 self._out += self._ws.send(RejectData(data=body, body_finished=True))
@@ -356,8 +356,10 @@ class ReplayConnection(EmulatorConnection):
         self.messages_sent += 1
 
     def _note_final(self, message: Any) -> None:
-        if isinstance(message, dict) and message.get("type") == "Results" and message.get(
-            "is_final"
+        if (
+            isinstance(message, dict)
+            and message.get("type") == "Results"
+            and message.get("is_final")
         ):
             try:
                 end = float(message["start"]) + float(message["duration"])
