@@ -311,3 +311,37 @@ def test_session_recorder_writes_paths_and_files(tmp_path: Path) -> None:
     kept.close(0.0)
     assert not buffer.closed
     assert base64.b64decode(json.loads(path.read_text().splitlines()[-1])["data"]) == bytes(640)
+
+
+def test_fragmented_audio_moves_the_clock_per_fragment() -> None:
+    out: list[str] = []
+    tap = WireTap(out.append)
+    tap.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+    tap.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    tap.sent(_frame(2, b"\x00" * 320, fin=False, mask=b"abcd"), 0.1)
+    assert tap.audio_seconds == pytest.approx(0.01)
+    tap.sent(_frame(0, b"\x00" * 320, mask=b"abcd"), 0.2)
+    frames = read_recording(out).frames
+    assert [(f.kind, len(f.data), f.audio) for f in frames] == [("binary", 640, 0.02)]
+
+
+def test_timeline_marks_a_from_finalize_final_without_a_finalize() -> None:
+    message = json.dumps(
+        {"type": "Results", "is_final": True, "from_finalize": True, "start": 1, "duration": 1}
+    )
+    recording = read_recording(
+        [
+            *HEAD,
+            json.dumps(
+                {
+                    "type": "frame",
+                    "t": 0,
+                    "audio": 2.0,
+                    "dir": "recv",
+                    "kind": "text",
+                    "text": message,
+                }
+            ),
+        ]
+    )
+    assert timeline(recording)[-1].endswith("final [1.00-2.00] from_finalize ''")

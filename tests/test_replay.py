@@ -302,3 +302,42 @@ def test_an_empty_binary_frame_is_the_deprecated_close_stream() -> None:
     assert isinstance(events[-1], CloseConnection)
     assert events[-1].code == 1000
     assert server.differences == []
+
+
+def _upgrade(target: str = "/v1/listen?encoding=linear16&sample_rate=16000") -> bytes:
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import Request
+
+    return WSConnection(ConnectionType.CLIENT).send(Request(host="x", target=target))
+
+
+def test_a_recorded_rejection_without_length_or_body() -> None:
+    recording = _bare((), status=401)
+    server = replayer(recording)
+    server.receive_data(_upgrade(), now=0.0)
+    answer = server.data_to_send()
+    assert answer.startswith(b"HTTP/1.1 401") and b"content-length: 0" in answer.lower()
+    assert server.should_close_transport
+
+
+def test_odd_client_text_and_frames_after_the_close() -> None:
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+
+    server = replayer(_bare(()))
+    ws = WSConnection(ConnectionType.CLIENT)
+    server.receive_data(ws.send(Request(host="x", target="/v1/listen?sample_rate=16000")), now=0)
+    ws.receive_data(server.data_to_send())
+    assert isinstance(next(ws.events()), AcceptConnection)
+    server.receive_data(ws.send(TextMessage(data="not json")), now=0)
+    server.receive_data(ws.send(TextMessage(data='{"type":"Configure","features":{}}')), now=0)
+    ws.receive_data(server.data_to_send())
+    assert [type(e).__name__ for e in ws.events()] == ["TextMessage"]  # ConfigureSuccess
+    tail = ws.send(CloseConnection(code=1000)) + b"\x89\x80\x00\x00\x00\x00"  # + a ping
+    server.receive_data(tail, now=0)
+    assert server.should_close_transport
+    assert server.close_received == (1000, "")
+    assert [m.type for m in server.received_text_messages] == [None, "Configure"]
+    late = replayer(_bare(()))
+    late.receive_data(_upgrade() + b"\x89\x80\x00\x00\x00\x00", now=0)  # ping, unaccepted
+    assert late.data_to_send().startswith(b"HTTP/1.1 101")

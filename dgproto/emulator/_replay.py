@@ -165,9 +165,8 @@ class ReplayConnection(EmulatorConnection):
         self._handle_events(now)
 
     def _handle_events(self, now: float) -> None:
+        # wsproto yields nothing after a close or a rejection, so no closed check here.
         for event in self._ws.events():
-            if self._transport_closed:
-                return
             if isinstance(event, Request):
                 self._on_replay_request(event, now)
             elif isinstance(event, TextMessage):
