@@ -302,6 +302,11 @@ def test_an_empty_binary_frame_is_the_deprecated_close_stream() -> None:
     assert isinstance(events[-1], CloseConnection)
     assert events[-1].code == 1000
     assert server.differences == []
+    # before echoing the close: a pong, a ping (not answered now) and a late text
+    server.receive_data(b"\x8a\x80\x00\x00\x00\x00" + b"\x89\x80\x00\x00\x00\x00", now=0)
+    server.receive_data(b"\x81\x82\x00\x00\x00\x00{}", now=0)
+    assert server.data_to_send() == b""
+    assert server.received_text_messages[-1].text == "{}"
 
 
 def _upgrade(target: str = "/v1/listen?encoding=linear16&sample_rate=16000") -> bytes:
