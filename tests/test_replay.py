@@ -321,7 +321,8 @@ def test_a_recorded_rejection_without_length_or_body() -> None:
     server = replayer(recording)
     server.receive_data(_upgrade(), now=0.0)
     answer = server.data_to_send()
-    assert answer.startswith(b"HTTP/1.1 401") and b"content-length: 0" in answer.lower()
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert b"content-length: 0" in answer.lower()
     assert server.should_close_transport
 
 
