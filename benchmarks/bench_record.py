@@ -2,6 +2,9 @@
 
 * send: ``send_audio(640 B) + data_to_send()``, then (recording) ``tap.sent(data)`` with
   the line written to a real file;
+* send + socket: the same, then the bytes written to a loopback socketpair and read back
+  (the system calls every adapter makes per frame), so the ratio is per frame as an
+  adapter pays it;
 * inbound: one socket read of a real ``Results`` frame through ``receive_data`` +
   ``next_event``, then (recording) ``tap.received(data)``.
 
@@ -12,6 +15,7 @@ Target (issue 15): recording adds < 10% CPU per frame. Ratios are paired round b
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +36,9 @@ def _tap(file: Any) -> WireTap:
     return tap
 
 
-def variants(file: Any) -> dict[str, Callable[[], object]]:
+def variants(
+    file: Any, pair: tuple[socket.socket, socket.socket]
+) -> dict[str, Callable[[], object]]:
     chunk = os.urandom(640)
     frame = server_text_frame(fixture_text(RESULTS))
     plain, _ = open_dgproto()
@@ -49,6 +55,21 @@ def variants(file: Any) -> dict[str, Callable[[], object]]:
         tap.sent(data, 1.0)
         return data
 
+    writer, reader = pair
+    write, read = writer.send, reader.recv
+
+    def send_socket() -> object:
+        plain.send_audio(chunk, now=1.0)
+        write(plain.data_to_send())
+        return read(65536)
+
+    def send_socket_recorded() -> object:
+        taped.send_audio(chunk, now=1.0)
+        data = taped.data_to_send()
+        tap.sent(data, 1.0)
+        write(data)
+        return read(65536)
+
     def inbound() -> object:
         plain.receive_data(frame, now=1.0)
         return plain.next_event()
@@ -61,6 +82,8 @@ def variants(file: Any) -> dict[str, Callable[[], object]]:
     return {
         "send 640 B": send,
         "send 640 B + recording": send_recorded,
+        "send 640 B + socket": send_socket,
+        "send 640 B + socket + recording": send_socket_recorded,
         "inbound Results": inbound,
         "inbound Results + recording": inbound_recorded,
     }
@@ -68,11 +91,14 @@ def variants(file: Any) -> dict[str, Callable[[], object]]:
 
 def run(*, quick: bool = False) -> dict[str, Any]:
     seconds = 1.5 if quick else 6.0
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as file:
-        timings = compare_trials(lambda: variants(file), seconds=seconds, trials=1 if quick else 3)
+    pair = socket.socketpair()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as file, pair[0], pair[1]:
+        timings = compare_trials(
+            lambda: variants(file, pair), seconds=seconds, trials=1 if quick else 3
+        )
     rows = [{"variant": name, **timings.row(name)} for name in timings.names()]
     targets = []
-    for path in ("send 640 B", "inbound Results"):
+    for path in ("send 640 B", "send 640 B + socket", "inbound Results"):
         ratio = timings.ratio(f"{path} + recording", path)
         targets.append(
             {

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -212,6 +213,9 @@ class Recording:
 # --------------------------------------------------------------------------- encoder
 
 
+_AUDIO_HEAD = '{"type":"frame","t":'
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -266,6 +270,15 @@ class Recorder:
                 "headers": redact_headers(headers, self._secrets),
                 "body": _b64(body),
             }
+        )
+
+    def audio(self, payload: bytes, now: float, audio_seconds: float | None) -> str:
+        """``frame("send", "binary", ...)``, shortened for the 50-a-second audio path."""
+        t = self._t(now)
+        audio = "null" if audio_seconds is None else repr(round(audio_seconds, 6))
+        data = b2a_base64(payload, newline=False).decode("ascii")
+        return (
+            f'{_AUDIO_HEAD}{t!r},"audio":{audio},"dir":"send","kind":"binary","data":"{data}"}}\n'
         )
 
     def frame(

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ._audio import bytes_per_second
+from ._framing import apply_mask
 from ._options import LiveOptions
 from ._recording import Direction, Kind, Recorder
 
@@ -70,10 +71,7 @@ class _Frames:
                 break
             payload = bytes(buf[start:end])
             if masked and length:
-                key = bytes(buf[start - 4 : start])
-                mask = key * (length >> 2) + key[: length & 3]
-                value = int.from_bytes(payload, "little") ^ int.from_bytes(mask, "little")
-                payload = value.to_bytes(length, "little")
+                payload = apply_mask(payload, bytes(buf[start - 4 : start]))
             pos = end
             opcode = first & 0x0F
             fin = first & 0x80
@@ -120,9 +118,21 @@ class WireTap:
 
     def sent(self, data: bytes, now: float) -> None:
         """Bytes the client wrote (``data_to_send()``), in order."""
+        frames = self._out_frames
+        if frames is not None and not self._done and not frames.buffer and data[:1] == b"\x82":
+            # The hot path: exactly one whole audio frame, as send_audio() makes it.
+            second = data[1] if len(data) > 1 else 0
+            length, head = second & 0x7F, 6
+            if length == 126:
+                length, head = int.from_bytes(data[2:4], "big"), 8
+            if second & 0x80 and length < 65536 and head + length == len(data) and length:
+                self._audio_bytes += length
+                payload = apply_mask(data[head:], data[head - 4 : head])
+                self._write(self._recorder.audio(payload, now, self.audio_seconds))
+                return
         if self._done or not data:
             return
-        if self._out_frames is None:
+        if frames is None:
             self._out_head += data
             end = self._out_head.find(b"\r\n\r\n")
             if end < 0:

@@ -1,18 +1,20 @@
 """Replay over real loopback sockets: a recording served by ``deepgram_replay`` (the
-emulator server with ``EmulatorConfig(replay=...)``) to the unchanged blocking adapter."""
+emulator server with ``EmulatorConfig(replay=...)``) to the unchanged adapters."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dgproto import HandshakeError, Results, State
+from dgproto import Event, HandshakeError, Results, State
 from dgproto.emulator import EmulatorConfig, FaultPlan, ReplayConnection, synthesize
 from dgproto.transports import sync as sync_adapter
 from dgproto.transports.pytest_plugin import ReplayFactory
 from dgproto.transports.server import _build_parser, _config_from_args
 
+from .adapter_drivers import DRIVERS, Driver
 from .recording_helpers import OPTIONS, RATE, TappedPipe, client, emulator, summary
 
 SPEECH = synthesize("Hello world. This is a test.", sample_rate=RATE)
@@ -31,17 +33,26 @@ def _record(tmp_path: Path, config: EmulatorConfig | None = None) -> tuple[Path,
     return path, pipe
 
 
-def test_the_blocking_adapter_sees_the_recorded_session(
-    tmp_path: Path, deepgram_replay: ReplayFactory
+@pytest.fixture(params=list(DRIVERS))
+def driver(request: pytest.FixtureRequest) -> Driver:
+    return DRIVERS[request.param]()
+
+
+def test_each_adapter_sees_the_recorded_session(
+    tmp_path: Path, deepgram_replay: ReplayFactory, driver: Driver
 ) -> None:
     path, original = _record(tmp_path)
     server = deepgram_replay(path)
-    with sync_adapter.connect(OPTIONS, api_key="any-key", url=server.url) as stream:
-        for i in range(0, len(SPEECH), 3200):  # 100 ms chunks, as fast as possible
-            stream.send_audio(SPEECH[i : i + 3200])
-        stream.finalize()
-        closed = stream.close()
-        events = list(stream)
+
+    async def scenario(d: Driver) -> tuple[Any, list[Event]]:
+        async with d.connect(options=OPTIONS, api_key="any-key", url=server.url) as stream:
+            for i in range(0, len(SPEECH), 3200):  # 100 ms chunks, as fast as possible
+                await stream.send_audio(SPEECH[i : i + 3200])
+            await stream.finalize()
+            closed = await stream.close()
+            return closed, await d.collect(stream)
+
+    closed, events = driver.run(scenario)
     assert closed.code == 1000
     want = [summary(e) for e in original.events if isinstance(e, Results)]
     assert [summary(e) for e in events if isinstance(e, Results)] == want
