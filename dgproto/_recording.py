@@ -28,7 +28,7 @@ import base64
 import binascii
 import json
 from binascii import b2a_base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -214,6 +214,9 @@ class Recording:
 
 
 _AUDIO_HEAD = '{"type":"frame","t":'
+#: A str as a JSON string literal, non-ASCII kept (the C encoder json.dumps calls, minus
+#: the cost of building an encoder per call: this runs for every text frame).
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _b64(data: bytes) -> str:
@@ -281,6 +284,14 @@ class Recorder:
             f'{_AUDIO_HEAD}{t!r},"audio":{audio},"dir":"send","kind":"binary","data":"{data}"}}\n'
         )
 
+    def text(self, direction: Direction, payload: bytes, now: float, audio: float | None) -> str:
+        """``frame(direction, "text", ...)``, shortened for the inbound message path."""
+        t = self._t(now)
+        clock = "null" if audio is None else repr(round(audio, 6))
+        text = _quote(payload.decode("utf-8", errors="replace"))
+        head = f'{_AUDIO_HEAD}{t!r},"audio":{clock},"dir":"{direction}"'
+        return f'{head},"kind":"text","text":{text}}}\n'
+
     def frame(
         self,
         direction: Direction,
@@ -296,11 +307,11 @@ class Recorder:
         head = f'{{"type":"frame","t":{t!r},"audio":{audio},"dir":"{direction}","kind":"{kind}"'
         if kind == "text":
             text = payload.decode("utf-8", errors="replace")
-            return f'{head},"text":{json.dumps(text, ensure_ascii=False)}}}\n'
+            return f'{head},"text":{_quote(text)}}}\n'
         if kind == "close":
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             reason = payload[2:].decode("utf-8", errors="replace")
-            return f'{head},"code":{code},"reason":{json.dumps(reason, ensure_ascii=False)}}}\n'
+            return f'{head},"code":{code},"reason":{_quote(reason)}}}\n'
         return f'{head},"data":"{_b64(payload)}"}}\n'
 
 

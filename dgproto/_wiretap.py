@@ -125,7 +125,7 @@ class WireTap:
             length, head = second & 0x7F, 6
             if length == 126:
                 length, head = int.from_bytes(data[2:4], "big"), 8
-            if second & 0x80 and length < 65536 and head + length == len(data) and length:
+            if second & 0x80 and second != 0xFF and head + length == len(data) and length:
                 self._audio_bytes += length
                 payload = apply_mask(data[head:], data[head - 4 : head])
                 self._write(self._recorder.audio(payload, now, self.audio_seconds))
@@ -139,12 +139,22 @@ class WireTap:
                 return
             rest = bytes(self._out_head[end + 4 :])
             self._on_request(bytes(self._out_head[:end]), now)
-            self._out_frames = _Frames()
+            self._out_frames = frames = _Frames()
             data = rest
-        self._frames("send", self._out_frames.feed(data), now)
+        self._frames("send", frames.feed(data), now)
 
     def received(self, data: bytes, now: float) -> None:
         """Bytes the client read (what it passed to ``receive_data()``), in order."""
+        frames = self._in_frames
+        if frames is not None and not frames.buffer and data[:1] == b"\x81":
+            # The hot path: one whole, unfragmented text message in this read.
+            second = data[1] if len(data) > 1 else 127
+            length, head = second, 2
+            if second == 126:
+                length, head = int.from_bytes(data[2:4], "big"), 4
+            if second < 127 and head + length == len(data):
+                self._write(self._recorder.text("recv", data[head:], now, self.audio_seconds))
+                return
         if self._done or not data or self._out_frames is None:
             return
         if self._rejection is not None:

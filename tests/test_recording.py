@@ -345,3 +345,30 @@ def test_timeline_marks_a_from_finalize_final_without_a_finalize() -> None:
         ]
     )
     assert timeline(recording)[-1].endswith("final [1.00-2.00] from_finalize ''")
+
+
+def _tapped(reads: list[tuple[str, bytes]]) -> list[str]:
+    out: list[str] = []
+    tap = WireTap(out.append)
+    tap.sent(b"GET /v1/listen?encoding=mulaw&sample_rate=8000 HTTP/1.1\r\n\r\n", 0.0)
+    tap.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    for direction, data in reads:
+        (tap.sent if direction == "send" else tap.received)(data, 1.0)
+    return out
+
+
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=400)), min_size=1, max_size=5))
+def test_hot_paths_write_what_the_general_parser_writes(items: list[tuple[bool, bytes]]) -> None:
+    frames = []
+    for outbound, payload in items:
+        if outbound:
+            frames.append(
+                ("send", _frame(2, payload, mask=b"\x05\x06\x07\x08") if payload else b"")
+            )
+        else:
+            text = payload.decode("latin-1").encode()
+            frames.append(("recv", _frame(1, text)))
+    frames = [(d, f) for d, f in frames if f]
+    whole = _tapped(frames)  # one frame per read: the fast paths
+    split = _tapped([(d, part) for d, f in frames for part in (f[:1], f[1:])])  # general
+    assert whole == split
