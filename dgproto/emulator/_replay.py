@@ -23,7 +23,6 @@ handshake, idle and close timeouts apply as in any emulated session.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from collections import deque
@@ -49,7 +48,7 @@ from dgproto._options import LiveOptions
 from dgproto._recording import REDACTED, FrameRecord, Recording
 
 from . import _wire as wire
-from ._connection import ClientMessage, EmulatorConnection, EmulatorState
+from ._connection import EmulatorConnection, EmulatorState
 from ._control import check_configure
 
 __all__ = ["ReplayConnection"]
@@ -163,6 +162,7 @@ class ReplayConnection(EmulatorConnection):
             self._refuse_bad_request(exc)
             return
         self._handle_events(now)
+        self._run_due(now)  # the emulator's own queued replies (a SchemaError)
 
     def _handle_events(self, now: float) -> None:
         # wsproto yields nothing after a close or a rejection, so no closed check here.
@@ -236,26 +236,12 @@ class ReplayConnection(EmulatorConnection):
         self._replay_sha.update(data)
         self._release(now)
 
-    def _on_text(self, text: str, now: float) -> None:
-        try:
-            message: Any = json.loads(text)
-        except ValueError:
-            message = None
-        kind = message.get("type") if isinstance(message, dict) else None
-        kind = kind if isinstance(kind, str) else None
-        self._log.append(
-            ClientMessage(
-                text=text,
-                message=message,
-                type=kind,
-                audio_position=self.audio_seconds_received,
-                at=now,
-            )
-        )
-        if self.state is not EmulatorState.OPEN:
-            return
+    def _dispatch(self, kind: str | None, message: Any, now: float) -> str | None:
+        """The emulator logged the message (and answers bad JSON with a SchemaError);
+        answered controls go to the recording, anything else needs no answer."""
         if kind in ANSWERED:
             self._control(kind, message, now)
+        return None
 
     def _close_stream(self, now: float) -> None:
         self._control("CloseStream", {"type": "CloseStream"}, now)
