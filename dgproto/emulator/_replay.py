@@ -30,18 +30,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import attrs
-from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
-    Ping,
     RejectConnection,
     RejectData,
     Request,
     TextMessage,
 )
-from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from dgproto._audio import bytes_per_second
 from dgproto._options import LiveOptions
@@ -149,40 +146,15 @@ class ReplayConnection(EmulatorConnection):
         self.differences.append(what)
         logger.info("replay: %s", what)
 
-    # ------------------------------------------------------------------ driving
+    # The emulator drives: these override its handshake, audio, control and close hooks.
 
-    def receive_data(self, data: bytes, *, now: float) -> None:
-        self._start_clock(now)
-        self._run_due(now)
-        if self._transport_closed or not data:
-            return
-        try:
-            self._ws.receive_data(bytes(data))
-        except (WsRemoteProtocolError, UnicodeError) as exc:
-            self._refuse_bad_request(exc)
-            return
-        self._handle_events(now)
-        self._run_due(now)  # the emulator's own queued replies (a SchemaError)
-
-    def _handle_events(self, now: float) -> None:
-        # wsproto yields nothing after a close or a rejection, so no closed check here.
-        for event in self._ws.events():
-            if isinstance(event, Request):
-                self._on_replay_request(event, now)
-            elif isinstance(event, TextMessage):
-                self._on_text_frame(event, now)
-            elif isinstance(event, BytesMessage):
-                self._on_binary_frame(event, now)
-            elif isinstance(event, Ping):
-                if self._ws.state is ConnectionState.OPEN:
-                    self._out += self._ws.send(event.response())
-            elif isinstance(event, CloseConnection):
-                self._note_audio_end()
-                self._on_close_frame(event)
+    def _on_close_frame(self, event: CloseConnection) -> None:
+        self._note_audio_end()
+        super()._on_close_frame(event)
 
     # ------------------------------------------------------------------ handshake
 
-    def _on_replay_request(self, request: Request, now: float) -> None:
+    def _on_request(self, request: Request, now: float) -> None:
         recording = self.recording
         query = request.target.partition("?")[2]
         try:
