@@ -5,7 +5,10 @@ this module only owns the file. An adapter attaches one without restructuring: w
 it writes ``conn.data_to_send()`` it also calls ``recorder.sent(data, now)``, wherever it
 calls ``conn.receive_data(data)`` it also calls ``recorder.received(data, now)``, and
 when the socket ends ``recorder.close(now)``. ``now`` is the adapter's own clock (the
-one it passes the core).
+one it passes the core). Tap only the core's bytes: a proxy's CONNECT exchange or TLS
+records must not reach it (it would take the CONNECT for the upgrade request).
+Pass the credentials as ``secrets=`` too (API key, token, proxy password): on top of the
+fixed redaction rules, they are scrubbed from anything in the request that carries them.
 
 Lines are buffered by the file object and flushed on ``close()``; a file object passed
 in is flushed but left open (its owner closes it), a path is opened and closed here.

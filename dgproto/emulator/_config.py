@@ -142,5 +142,6 @@ class EmulatorConfig:
         validator=attrs.validators.optional(attrs.validators.instance_of(Recording)),
         repr=False,
     )
-    """A recorded session to serve instead of transcribing (``ReplayConnection``; read
-    a file with ``dgproto.transports.load_recording``)."""
+    """A recorded session to serve instead of transcribing: the socket server then runs
+    ``ReplayConnection`` for every client (``EmulatorConnection`` itself ignores it).
+    Read a file with ``dgproto.transports._record.load_recording``."""
