@@ -372,3 +372,15 @@ def test_hot_paths_write_what_the_general_parser_writes(items: list[tuple[bool, 
     whole = _tapped(frames)  # one frame per read: the fast paths
     split = _tapped([(d, part) for d, f in frames for part in (f[:1], f[1:])])  # general
     assert whole == split
+
+
+def test_a_bearer_session_file_holds_no_token() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJl"
+    pipe = TappedPipe(client(auth=Auth.bearer(jwt)), emulator())
+    pipe.stream(synthesize("Hi.", sample_rate=RATE))
+    pipe.client.close_stream(now=pipe.now)
+    pipe.advance(1.0)
+    text = pipe.file.getvalue()
+    assert pipe.recording().accepted
+    for part in jwt.split("."):
+        assert part not in text

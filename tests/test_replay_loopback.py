@@ -81,3 +81,14 @@ def test_serve_replay_flag_loads_the_file(tmp_path: Path) -> None:
     config = _config_from_args(_build_parser().parse_args(["--replay", str(path)]))
     assert config.replay is not None
     assert config.replay.accepted
+
+
+def test_serve_replay_refuses_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dgproto.transports.server import main_serve
+
+    with pytest.raises(SystemExit) as exited:
+        main_serve(["--replay", str(tmp_path / "missing.jsonl")])
+    assert exited.value.code == 2
+    assert "missing.jsonl" in capsys.readouterr().err
