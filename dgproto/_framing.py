@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from importlib import import_module
 
-__all__ = ["BinaryFrameWriter"]
+__all__ = ["BinaryFrameWriter", "apply_mask"]
 
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
@@ -93,6 +93,13 @@ def _build_xor_tables() -> tuple[bytes, ...]:
     tables = tuple(bytes(a ^ b for a in range(256)) for b in range(256))
     _XOR_TABLES = tables
     return tables
+
+
+def apply_mask(payload: bytes, key: bytes) -> bytes:
+    """XOR ``payload`` with the repeated 4-byte ``key``: masks, and so also unmasks."""
+    if len(payload) < _TRANSLATE_FROM:
+        return _mask_small(payload, key)
+    return bytes(_mask_large(payload, key))
 
 
 class BinaryFrameWriter:

@@ -21,16 +21,27 @@ stopped, and its thread joined, when the test ends.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Protocol
 
+import attrs
 import pytest
 
+from dgproto._recording import Recording
 from dgproto.emulator import EmulatorConfig, FaultPlan
 
+from ._record import load_recording
 from .server import DEFAULT_MAX_CONNECTIONS, ThreadedEmulatorServer, serve_in_thread
 
-__all__ = ["EmulatorFactory", "deepgram_emulator", "deepgram_emulator_factory", "emulators"]
+__all__ = [
+    "EmulatorFactory",
+    "ReplayFactory",
+    "deepgram_emulator",
+    "deepgram_emulator_factory",
+    "deepgram_replay",
+    "emulators",
+]
 
 
 class EmulatorFactory(Protocol):
@@ -48,6 +59,14 @@ class EmulatorFactory(Protocol):
     ) -> ThreadedEmulatorServer:
         """Start an emulator (arguments as for ``serve_in_thread``); it is listening."""
         ...
+
+
+class ReplayFactory(Protocol):
+    """Serves one recorded session (a file path or a ``Recording``) until the test ends."""
+
+    def __call__(
+        self, recording: str | os.PathLike[str] | Recording, *, config: EmulatorConfig | None = None
+    ) -> ThreadedEmulatorServer: ...
 
 
 @contextlib.contextmanager
@@ -92,3 +111,20 @@ def deepgram_emulator_factory() -> Iterator[EmulatorFactory]:
     """Call it with ``config=``/``faults=`` (keyword arguments) to start more emulators."""
     with emulators() as start:
         yield start
+
+
+@pytest.fixture
+def deepgram_replay() -> Iterator[ReplayFactory]:
+    """Call it with a recording (``connect(..., record=...)``) to serve it back: every
+    client gets the recorded handshake answer, then the recorded messages at the same
+    audio-clock positions of its own audio (see ``dgproto.emulator.ReplayConnection``)."""
+    with emulators() as start:
+
+        def replay(
+            recording: str | os.PathLike[str] | Recording, *, config: EmulatorConfig | None = None
+        ) -> ThreadedEmulatorServer:
+            loaded = recording if isinstance(recording, Recording) else load_recording(recording)
+            base = config if config is not None else EmulatorConfig()
+            return start(config=attrs.evolve(base, replay=loaded))
+
+        yield replay

@@ -43,7 +43,9 @@ from typing import Any
 
 import attrs
 
-from dgproto.emulator import EmulatorConfig, EmulatorConnection, FaultPlan
+from dgproto.emulator import EmulatorConfig, EmulatorConnection, FaultPlan, ReplayConnection
+
+from ._record import load_recording
 
 __all__ = [
     "ConnectionRecord",
@@ -435,7 +437,9 @@ class EmulatorServer:
     def _make_emulator(self) -> EmulatorConnection:
         # ``now`` starts the handshake timeout at accept: a client that connects and
         # sends nothing is closed after ``config.handshake_timeout``.
-        return EmulatorConnection(
+        # A configured recording is served back instead of transcribed (issue 15).
+        factory = EmulatorConnection if self.config.replay is None else ReplayConnection
+        return factory(
             config=self.config,
             faults=self.faults,
             rng=random.Random(self._seeds.getrandbits(64)),
@@ -756,6 +760,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help='misbehave on purpose, e.g. "drop_after_messages=3,fragment=16"',
     )
     parser.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="serve this recorded session (a dgproto-recording file) to every client",
+    )
+    parser.add_argument(
         "--max-connections",
         type=int,
         default=DEFAULT_MAX_CONNECTIONS,
@@ -772,6 +781,8 @@ def _config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         changes["require_auth"] = False
     if args.idle_timeout is not None:
         changes["idle_timeout"] = args.idle_timeout or None
+    if args.replay:
+        changes["replay"] = load_recording(args.replay)
     return EmulatorConfig(**changes)
 
 
@@ -782,7 +793,7 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config_from_args(args)
         faults = FaultPlan.parse(args.fault) if args.fault else None
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         parser.error(str(exc))
 
     def ready(url: str) -> None:

@@ -21,6 +21,7 @@ from ._recognizer import (
     ScriptedRecognizer,
     ToneRecognizer,
 )
+from ._replay import ReplayConnection
 
 __all__ = [
     "NET0001_REASON",
@@ -32,6 +33,7 @@ __all__ = [
     "RecognizedWord",
     "Recognizer",
     "RecognizerFactory",
+    "ReplayConnection",
     "ScriptedRecognizer",
     "ToneRecognizer",
     "silence",

@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from dgproto._recording import Recording
+
 from ._codec import SPEECH_RMS_THRESHOLD
 from ._faults import FaultPlan
 from ._recognizer import RecognizerFactory, ToneRecognizer
@@ -150,3 +152,11 @@ class EmulatorConfig:
     recognizer, so this bounds what one request can cost everyone else on the server."""
     message_log_limit: int = attrs.field(default=1000, validator=_positive_int)
     """How many client text messages ``received_text_messages`` keeps (oldest dropped)."""
+    replay: Recording | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(Recording)),
+        repr=False,
+    )
+    """A recorded session to serve instead of transcribing: the socket server then runs
+    ``ReplayConnection`` for every client (``EmulatorConnection`` itself ignores it).
+    Read a file with ``dgproto.transports._record.load_recording``."""

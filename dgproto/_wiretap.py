@@ -1,0 +1,234 @@
+"""``WireTap``: records a session from the raw bytes an adapter already moves.
+
+An adapter hands it what ``data_to_send()`` returned (``sent``) and what it passed to
+``receive_data()`` (``received``); the tap parses the HTTP upgrade and the WebSocket
+frames of each direction itself, so recording needs no hook inside the core and works
+the same for every adapter (and for any client, not only ``ListenConnection``). The audio
+clock is computed from the request's own ``encoding``/``sample_rate``/``channels`` and
+the binary payload bytes sent, so it equals the core's ``audio_seconds_sent``.
+
+Lines go to ``write`` as they are made; the tap never raises on odd bytes (a recorder
+must not break the session it records): what it cannot parse, it stops recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ._audio import bytes_per_second
+from ._framing import apply_mask
+from ._options import LiveOptions
+from ._recording import Direction, Kind, Recorder
+
+__all__ = ["WireTap"]
+
+_KIND_OF_OPCODE: dict[int, Kind] = {1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
+
+
+def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """``(first line, headers)`` of an HTTP head (without its blank line)."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name.strip(), value.strip()))
+    return lines[0], headers
+
+
+class _Frames:
+    """Incremental WebSocket frame parser for one direction (messages reassembled)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._opcode = 0
+        self._parts: list[bytes] = []
+
+    def feed(self, data: bytes) -> list[tuple[Kind, bytes, int]]:
+        """Complete messages/control frames as ``(kind, payload, fragment bytes)``.
+
+        The third item counts a binary message's payload bytes that arrived in this call,
+        fragments included, so the audio clock moves with each fragment."""
+        buf: bytes | bytearray
+        if self.buffer:
+            self.buffer += data
+            buf = self.buffer
+        else:
+            buf = data  # the usual case, whole frames per write: no copy into a buffer
+        out: list[tuple[Kind, bytes, int]] = []
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            length = second & 0x7F
+            head = 2
+            if length == 126:
+                head, length = 4, int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            elif length == 127:
+                head, length = 10, int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            masked = second & 0x80
+            start = pos + head + (4 if masked else 0)
+            end = start + length
+            if end > size:
+                break
+            payload = bytes(buf[start:end])
+            if masked and length:
+                payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+            pos = end
+            opcode = first & 0x0F
+            fin = first & 0x80
+            if opcode >= 8:
+                out.append((_KIND_OF_OPCODE.get(opcode, "binary"), payload, 0))
+                continue
+            if opcode:
+                self._opcode = opcode
+            audio = length if self._opcode == 2 else 0
+            if fin and not self._parts:
+                out.append((_KIND_OF_OPCODE.get(self._opcode, "binary"), payload, audio))
+                continue
+            self._parts.append(payload)
+            if fin:
+                whole = b"".join(self._parts)
+                self._parts.clear()
+                out.append((_KIND_OF_OPCODE.get(self._opcode, "binary"), whole, audio))
+            elif audio:
+                out.append(("binary", b"", audio))  # a fragment: only the clock moves
+        self.buffer = bytearray(buf[pos:]) if pos < size else bytearray()
+        return out
+
+
+class WireTap:
+    """Feed it both directions of one client session; it ``write``s recording lines."""
+
+    def __init__(self, write: Callable[[str], object], *, secrets: Sequence[str] = ()) -> None:
+        self._write = write
+        self._recorder = Recorder(secrets=secrets)
+        self._out_head = bytearray()
+        self._in_head = bytearray()
+        self._out_frames: _Frames | None = None
+        self._in_frames: _Frames | None = None
+        self._rejection: tuple[int, list[tuple[str, str]], int | None] | None = None
+        self._body = bytearray()
+        self._bps: int | None = None
+        self._audio_bytes = 0
+        self._done = False
+
+    @property
+    def audio_seconds(self) -> float | None:
+        """The client's audio clock as the tap counts it (``None``: no fixed byte rate)."""
+        return None if self._bps is None else self._audio_bytes / self._bps
+
+    def sent(self, data: bytes, now: float) -> None:
+        """Bytes the client wrote (``data_to_send()``), in order."""
+        frames = self._out_frames
+        if frames is not None and not self._done and not frames.buffer and data[:1] == b"\x82":
+            # The hot path: exactly one whole audio frame, as send_audio() makes it.
+            second = data[1] if len(data) > 1 else 0
+            length, head = second & 0x7F, 6
+            if length == 126:
+                length, head = int.from_bytes(data[2:4], "big"), 8
+            if second & 0x80 and second != 0xFF and head + length == len(data) and length:
+                self._audio_bytes += length
+                payload = apply_mask(data[head:], data[head - 4 : head])
+                self._write(self._recorder.audio(payload, now, self.audio_seconds))
+                return
+        if self._done or not data:
+            return
+        if frames is None:
+            self._out_head += data
+            end = self._out_head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            rest = bytes(self._out_head[end + 4 :])
+            self._on_request(bytes(self._out_head[:end]), now)
+            self._out_frames = frames = _Frames()
+            data = rest
+        self._frames("send", frames.feed(data), now)
+
+    def received(self, data: bytes, now: float) -> None:
+        """Bytes the client read (what it passed to ``receive_data()``), in order."""
+        frames = self._in_frames
+        if frames is not None and not frames.buffer and data[:1] == b"\x81":
+            # The hot path: one whole, unfragmented text message in this read.
+            second = data[1] if len(data) > 1 else 127
+            length, head = second, 2
+            if second == 126:
+                length, head = int.from_bytes(data[2:4], "big"), 4
+            if second < 127 and head + length == len(data):
+                self._write(self._recorder.text("recv", data[head:], now, self.audio_seconds))
+                return
+        if self._done or not data or self._out_frames is None:
+            return
+        if self._rejection is not None:
+            self._body += data
+            self._maybe_rejection_done(now)
+            return
+        if self._in_frames is None:
+            self._in_head += data
+            end = self._in_head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            rest = bytes(self._in_head[end + 4 :])
+            if not self._on_response(bytes(self._in_head[:end]), rest, now):
+                return
+            self._in_frames = _Frames()
+            data = rest
+        self._frames("recv", self._in_frames.feed(data), now)
+
+    def eof(self, now: float) -> None:
+        """The connection ended: a rejection body without a length is complete now."""
+        if self._rejection is not None:
+            self._finish_rejection(now)
+
+    # ------------------------------------------------------------------ internals
+
+    def _on_request(self, head: bytes, now: float) -> None:
+        first, headers = _parse_head(head)
+        method, _, rest = first.partition(" ")
+        target = rest.rpartition(" ")[0] or rest
+        query = target.partition("?")[2]
+        try:
+            options = LiveOptions.from_query(query)
+        except ValueError:
+            options = LiveOptions()
+        self._bps = bytes_per_second(options.encoding, options.sample_rate, options.channels or 1)
+        self._write(self._recorder.header())
+        self._write(self._recorder.request(method=method, target=target, headers=headers, now=now))
+
+    def _on_response(self, head: bytes, rest: bytes, now: float) -> bool:
+        """Record a 101 now (True: frames follow); hold a rejection until its body ends."""
+        first, headers = _parse_head(head)
+        fields = first.split(" ", 2)
+        status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+        if status == 101:
+            self._write(self._recorder.response(status=101, headers=headers, body=b"", now=now))
+            return True
+        length = next((v for k, v in headers if k.lower() == "content-length"), None)
+        expected = int(length) if length is not None and length.isdigit() else None
+        self._rejection = (status, headers, expected)
+        self._body += rest
+        self._maybe_rejection_done(now)
+        return False
+
+    def _maybe_rejection_done(self, now: float) -> None:
+        assert self._rejection is not None
+        expected = self._rejection[2]
+        if expected is not None and len(self._body) >= expected:
+            self._finish_rejection(now)
+
+    def _finish_rejection(self, now: float) -> None:
+        assert self._rejection is not None
+        status, headers, expected = self._rejection
+        body = bytes(self._body if expected is None else self._body[:expected])
+        self._write(self._recorder.response(status=status, headers=headers, body=body, now=now))
+        self._rejection = None
+        self._done = True
+
+    def _frames(
+        self, direction: Direction, frames: list[tuple[Kind, bytes, int]], now: float
+    ) -> None:
+        frame = self._recorder.frame
+        for kind, payload, audio in frames:
+            if direction == "send" and audio:
+                self._audio_bytes += audio
+            if kind == "binary" and not payload and audio:
+                continue  # a fragment of a longer message: recorded when it completes
+            self._write(frame(direction, kind, payload, now=now, audio_seconds=self.audio_seconds))
