@@ -32,6 +32,7 @@ from ._events import (
     ServerError,
     SpeechStarted,
     UnknownMessage,
+    Utterance,
     UtteranceEnd,
     Word,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "SpeechStarted",
     "State",
     "UnknownMessage",
+    "Utterance",
     "UtteranceEnd",
     "Word",
     "__version__",

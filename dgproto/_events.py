@@ -33,7 +33,9 @@ __all__ = [
     "ServerError",
     "SpeechStarted",
     "UnknownMessage",
+    "Utterance",
     "UtteranceEnd",
+    "UtteranceReason",
     "Word",
 ]
 
@@ -275,3 +277,30 @@ class MalformedMessage(Event):
 
     data: str | bytes = attrs.field(repr=False)
     error: str
+
+
+# --------------------------------------------------------------------------- utterances
+
+UtteranceReason = Literal["speech_final", "utterance_end", "finalize", "timeout", "closed"]
+
+
+@attrs.frozen(kw_only=True)
+class Utterance(Event):
+    """The user stopped speaking on ``channel``: what they said, once per utterance.
+
+    Built by dgproto from the final ``Results`` (it always comes after them). ``reason``
+    says what ended it: ``"speech_final"`` (Deepgram's endpointing), ``"utterance_end"``
+    (an ``UtteranceEnd`` message), ``"finalize"`` (a ``finalize()`` completed),
+    ``"timeout"`` (``Config.utterance_timeout`` passed with no end signal: Deepgram does
+    not always send one) or ``"closed"`` (the stream ended). ``transcript`` is never empty.
+    """
+
+    channel: int
+    #: The finals' transcripts joined with spaces, as Deepgram punctuated them.
+    transcript: str
+    #: Audio clock: the first word's start and the last word's end.
+    start: float
+    end: float
+    reason: UtteranceReason
+    #: The final ``Results`` with words this utterance was built from, in order.
+    results: tuple[Results, ...] = attrs.field(default=(), eq=False, repr=False)
