@@ -39,6 +39,7 @@ from ._events import (
 from ._options import Auth, LiveOptions
 from ._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
 from ._state import State
+from ._stats import StreamStats
 
 __all__ = [
     "USER_AGENT",
@@ -66,6 +67,7 @@ __all__ = [
     "ServerError",
     "SpeechStarted",
     "State",
+    "StreamStats",
     "UnknownMessage",
     "Utterance",
     "UtteranceEnd",
