@@ -1,0 +1,155 @@
+"""The utterance backstop end to end: client core + emulator core in memory, one virtual
+clock, the ``UtteranceTracker`` fed every client event and its deadline armed like the
+core's other timers (how ``ListenConnection`` will drive it once wired in)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from dgproto import (
+    Auth,
+    Config,
+    Event,
+    ListenConnection,
+    LiveOptions,
+    Results,
+    Utterance,
+    UtteranceEnd,
+)
+from dgproto._utterances import UtteranceTracker
+from dgproto.emulator import EmulatorConnection, FaultPlan, silence, synthesize
+
+from .memory_pipe import MemoryPipe
+
+RATE = 16000
+CHUNK = 640
+SPEECH = "Hello world. This is the end."
+
+
+class TrackedSession(MemoryPipe):
+    """A MemoryPipe whose client events also go through an ``UtteranceTracker``."""
+
+    def __init__(self, *, options: LiveOptions, faults: FaultPlan | None, timeout: float) -> None:
+        self.tracker = UtteranceTracker(timeout=timeout)
+        server = EmulatorConnection(faults=faults, rng=random.Random(1), wall_time=0.0, now=0.0)
+        client = ListenConnection(
+            options=options,
+            auth=Auth.token("test-key"),
+            host="emulator",
+            config=Config(utterance_timeout=timeout),
+        )
+        self.times: dict[int, float] = {}  # id(event) -> when the client emitted it
+        super().__init__(client, server, now=0.0)
+
+    def pump(self) -> None:
+        seen = len(self.events)
+        super().pump()
+        fresh, self.events = self.events[seen:], self.events[:seen]
+        for event in fresh:
+            self._emit(event)
+            for utterance in self.tracker.handle_event(event, now=self.now):
+                self._emit(utterance)
+
+    def _emit(self, event: Event) -> None:
+        self.times[id(event)] = self.now
+        self.events.append(event)
+
+    def advance(self, seconds: float) -> None:
+        target = self.now + seconds
+        while True:
+            timers = (self.client.get_timer(), self.server.get_timer(), self.tracker.deadline())
+            due = min((t for t in timers if t is not None and t <= target), default=None)
+            if due is None:
+                break
+            self.now = max(self.now, due)
+            self.client.handle_timer(now=self.now)
+            self.server.handle_timer(now=self.now)
+            for utterance in self.tracker.handle_timer(now=self.now):
+                self._emit(utterance)
+            self.pump()
+        self.now = target
+        self.pump()
+
+    def stream(self, audio: bytes) -> None:
+        for i in range(0, len(audio), CHUNK):
+            self.client.send_audio(audio[i : i + CHUNK], now=self.now)
+            self.pump()
+            self.advance(0.02)
+
+    def utterances(self) -> list[Utterance]:
+        return [e for e in self.events if isinstance(e, Utterance)]
+
+
+INTERIM = LiveOptions(
+    encoding="linear16",
+    sample_rate=RATE,
+    interim_results=True,
+    utterance_end_ms=1000,
+    punctuate=True,
+)
+
+
+def speech_then_silence() -> bytes:
+    return synthesize(SPEECH, sample_rate=RATE) + silence(2.5, sample_rate=RATE)
+
+
+def test_speech_final_and_utterance_end_give_one_utterance() -> None:
+    session = TrackedSession(options=INTERIM, faults=None, timeout=3.0)
+    session.stream(speech_then_silence())
+    utterances = session.utterances()
+    assert any(isinstance(e, UtteranceEnd) for e in session.events)
+    assert any(isinstance(e, Results) and e.speech_final and e.transcript for e in session.events)
+    words = " ".join(u.transcript for u in utterances)
+    assert words.split() == SPEECH.split()  # every word once, none twice
+    assert {u.reason for u in utterances} <= {"speech_final", "utterance_end"}
+    # each comes right after the last Results it was built from
+    for u in utterances:
+        assert session.events.index(u) > session.events.index(u.results[-1])
+
+
+def test_backstop_ends_the_utterance_when_the_server_withholds_every_end_signal() -> None:
+    faults = FaultPlan(withhold_end_signals=True)
+    session = TrackedSession(options=INTERIM, faults=faults, timeout=1.5)
+    session.stream(speech_then_silence())
+    session.advance(2.0)
+    results = [e for e in session.events if isinstance(e, Results)]
+    assert not any(r.speech_final for r in results)
+    assert not any(isinstance(e, UtteranceEnd) for e in session.events)
+    utterances = session.utterances()
+    assert [u.reason for u in utterances] == ["timeout"] * len(utterances)
+    assert " ".join(u.transcript for u in utterances).split() == SPEECH.split()
+    last = utterances[-1]
+    # fired utterance_timeout after the last final with words arrived, on the virtual clock
+    arrived = session.times[id(last.results[-1])]
+    assert session.times[id(last)] == pytest.approx(arrived + 1.5)
+    assert last.end == pytest.approx(last.results[-1].alternatives[0].words[-1].end)
+
+
+def test_without_interim_results_finalize_or_close_end_what_is_left() -> None:
+    faults = FaultPlan(withhold_end_signals=True)
+    options = LiveOptions(encoding="linear16", sample_rate=RATE, punctuate=True)
+    session = TrackedSession(options=options, faults=faults, timeout=30.0)
+    session.stream(synthesize("Push to talk.", sample_rate=RATE))
+    session.client.finalize(now=session.now)
+    session.advance(0.5)
+    assert [(u.transcript, u.reason) for u in session.utterances()] == [
+        ("Push to talk.", "finalize")
+    ]
+    session.stream(synthesize("Cut short", sample_rate=RATE))
+    session.client.close_stream(now=session.now)
+    session.advance(1.0)
+    assert [(u.transcript, u.reason) for u in session.utterances()][1:] == [("Cut short", "closed")]
+
+
+def test_fault_spec() -> None:
+    plan = FaultPlan.parse("withhold_end_signals=true")
+    assert plan.withhold_end_signals
+    assert plan.to_spec() == "withhold_end_signals=True"
+    assert FaultPlan.parse(plan.to_spec()) == plan
+    assert FaultPlan.parse("withhold_end_signals=0") == FaultPlan()
+    with pytest.raises(ValueError, match="true or false"):
+        FaultPlan.parse("withhold_end_signals=maybe")
+    with pytest.raises(TypeError):
+        FaultPlan(withhold_end_signals=1)  # type: ignore[arg-type]
