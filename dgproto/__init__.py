@@ -37,6 +37,7 @@ from ._events import (
     Word,
 )
 from ._options import Auth, LiveOptions
+from ._pacing import Pacer
 from ._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
 from ._state import State
 from ._stats import StreamStats
@@ -61,6 +62,7 @@ __all__ = [
     "LocalProtocolError",
     "MalformedMessage",
     "Metadata",
+    "Pacer",
     "RemoteProtocolError",
     "ReplayBuffer",
     "Results",

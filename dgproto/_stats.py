@@ -141,7 +141,7 @@ class StatsTracker:
         self._connected = 0.0
         self._open_at: float | None = None
         self._reconnects = 0
-        self._last_now: float | None = None
+        self._last_now = -math.inf
 
     def __repr__(self) -> str:
         return f"<StatsTracker results={self._results} reconnects={self._reconnects}>"
@@ -172,18 +172,21 @@ class StatsTracker:
 
     def on_audio_sent(self, size: int, audio_end_seconds: float | None, now: float) -> None:
         """``size`` bytes of audio went out; the audio clock now reads ``audio_end_seconds``."""
-        self._tick(now)
+        # the audio hot path: one call per chunk, so no helper calls in the common case
+        if now > self._last_now:
+            self._last_now = now
         self._audio_bytes += size
         if self._first_audio_at is None:
             self._first_audio_at = now
         if audio_end_seconds is None:
             return
-        self._ends.append(audio_end_seconds)
+        ends = self._ends
+        ends.append(audio_end_seconds)
         self._times.append(now)
-        if len(self._ends) - self._head > MAX_MARKS:
-            self._floor = self._ends[self._head]
+        if len(ends) - self._head > MAX_MARKS:
+            self._floor = ends[self._head]
             self._head += 1
-        self._compact()
+            self._compact()
 
     def on_text_sent(self, kind: str, now: float) -> None:
         """A control message went out: ``"KeepAlive"``, ``"Finalize"``, ``"CloseStream"``..."""
@@ -210,7 +213,7 @@ class StatsTracker:
         """The figures now (``None``: as of the latest ``now`` the tracker was given)."""
         at = self._last_now if now is None else now
         connected = self._connected
-        if self._open_at is not None and at is not None:
+        if self._open_at is not None:
             connected += max(at - self._open_at, 0.0)
         bps = self._bytes_per_second
         return StreamStats(
@@ -233,7 +236,7 @@ class StatsTracker:
     # ------------------------------------------------------------------ internals
 
     def _tick(self, now: float) -> None:
-        if self._last_now is None or now > self._last_now:
+        if now > self._last_now:
             self._last_now = now
 
     def _on_results(self, results: Results, now: float) -> None:

@@ -8,8 +8,9 @@ signals see the same words end twice, and in noise neither may come at all
 one ``Utterance`` per run of final words, with a timer backstop.
 
 It is pure, like the connection: feed it every event with ``handle_event(event, now=)``
-and emit what it returns right after that event; arm a timer for ``deadline()`` and call
-``handle_timer(now=)`` when it passes. Times in events may be rebased onto one stream
+and emit what it returns right after that event (for ``Closed``, just before it: ``Closed``
+stays the last event); arm a timer for ``deadline()`` and call ``handle_timer(now=)``
+when it passes. Across reconnects, feed it only the stream's final ``Closed``. Times in events may be rebased onto one stream
 clock across reconnects (``dgproto.rebase``): a final replayed after a reconnect that
 repeats words already taken is trimmed by time, so no word is reported twice.
 """

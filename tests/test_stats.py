@@ -84,6 +84,7 @@ def test_a_final_within_a_chunk_is_timed_by_the_chunk_that_carried_its_end() -> 
     tracker = StatsTracker(bytes_per_second=RATE)
     tracker.on_audio_sent(CHUNK * 10, 0.2, 5.0)
     tracker.on_audio_sent(CHUNK * 10, 0.4, 5.2)
+    tracker.on_audio_sent(0, 0.4, 5.2)  # same instant (and a clock that stood still)
     tracker.on_event(results(0.0, 0.3), 5.5)  # audio 0.3 s left with the second chunk
     assert tracker.snapshot().result_lag_max == pytest.approx(0.3)
     # a repeated final is timed again but moves nothing
