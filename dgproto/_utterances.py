@@ -10,9 +10,9 @@ one ``Utterance`` per run of final words, with a timer backstop.
 It is pure, like the connection: feed it every event with ``handle_event(event, now=)``
 and emit what it returns right after that event (for ``Closed``, just before it: ``Closed``
 stays the last event); arm a timer for ``deadline()`` and call ``handle_timer(now=)``
-when it passes. Across reconnects, feed it only the stream's final ``Closed``. Times in events may be rebased onto one stream
-clock across reconnects (``dgproto.rebase``): a final replayed after a reconnect that
-repeats words already taken is trimmed by time, so no word is reported twice.
+when it passes. Across reconnects, feed it only the stream's final ``Closed``, and events
+rebased onto one stream clock (``dgproto.rebase``): a final replayed after a reconnect
+that repeats words already taken is trimmed by time, so no word is reported twice.
 """
 
 from __future__ import annotations
