@@ -4,12 +4,14 @@ core's other timers (how ``ListenConnection`` will drive it once wired in)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
 
 from dgproto import (
     Auth,
+    Closed,
     Config,
     Event,
     ListenConnection,
@@ -22,6 +24,7 @@ from dgproto._utterances import UtteranceTracker
 from dgproto.emulator import EmulatorConnection, FaultPlan, silence, synthesize
 
 from .memory_pipe import MemoryPipe
+from .test_resume import LEFT, RIGHT, STEREO, Resumer, stereo
 
 RATE = 16000
 CHUNK = 640
@@ -153,3 +156,39 @@ def test_fault_spec() -> None:
         FaultPlan.parse("withhold_end_signals=maybe")
     with pytest.raises(TypeError):
         FaultPlan(withhold_end_signals=1)  # type: ignore[arg-type]
+
+
+def test_multichannel_backstop_per_channel() -> None:
+    options = LiveOptions(
+        encoding="linear16",
+        sample_rate=RATE,
+        channels=2,
+        multichannel=True,
+        interim_results=True,
+        punctuate=True,
+    )
+    faults = FaultPlan(withhold_end_signals=True)
+    session = TrackedSession(options=options, faults=faults, timeout=1.0)
+    session.stream(stereo(LEFT, RIGHT) + bytes(4 * RATE * 2))  # then 2 s of silence
+    utterances = session.utterances()
+    assert {u.reason for u in utterances} == {"timeout"}
+    for channel, text in ((0, LEFT), (1, RIGHT)):
+        mine = [u for u in utterances if u.channel == channel]
+        assert " ".join(u.transcript for u in mine).split() == text.split()
+
+
+def test_reconnects_with_rebased_times_report_every_word_once() -> None:
+    """The resilience recipe (``ReplayBuffer``) in stereo with a drop mid-stream: channel 0
+    had finalized further than channel 1, so the new session hears some of it again."""
+    run = Resumer(STEREO, [FaultPlan(drop_after_messages=7)], realtime=True)
+    run.stream(stereo(LEFT, RIGHT), 2 * 640)
+    run.close()
+    assert run.sessions == 2
+    tracker = UtteranceTracker(timeout=None)
+    events = [e for e in run.events if not isinstance(e, Closed)] + [run.events[-1]]
+    utterances = [u for i, e in enumerate(events) for u in tracker.handle_event(e, now=i)]
+    for channel, text in ((0, LEFT), (1, RIGHT)):
+        mine = [u for u in utterances if u.channel == channel]
+        spoken = [w.strip(".").lower() for w in text.split()]
+        assert " ".join(u.transcript for u in mine).split() == spoken
+        assert all(a.end <= b.start for a, b in itertools.pairwise(mine))
