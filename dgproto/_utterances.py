@@ -8,11 +8,12 @@ signals see the same words end twice, and in noise neither may come at all
 one ``Utterance`` per run of final words, with a timer backstop.
 
 It is pure, like the connection: feed it every event with ``handle_event(event, now=)``
-and emit what it returns right after that event (for ``Closed``, just before it: ``Closed``
-stays the last event); arm a timer for ``deadline()`` and call ``handle_timer(now=)``
-when it passes. Across reconnects, feed it only the stream's final ``Closed``, and events
-rebased onto one stream clock (``dgproto.rebase``): a final replayed after a reconnect
-that repeats words already taken is trimmed by time, so no word is reported twice.
+and emit what it returns right after that event (a connection calls ``close()`` before
+queuing its ``Closed``, which stays the last event); arm a timer for ``deadline()`` and
+call ``handle_timer(now=)`` when it passes. Across reconnects, feed it only the stream's
+final ``Closed``, and events rebased onto one stream clock (``dgproto.rebase``): a final
+replayed after a reconnect that repeats words already taken is trimmed by time, so no
+word is reported twice.
 """
 
 from __future__ import annotations
@@ -86,8 +87,17 @@ class UtteranceTracker:
             channels = sorted(self._channels) if event.channel is None else [event.channel]
             return self._flush_all(channels, "finalize")
         if isinstance(event, Closed):
-            return self._flush_all(sorted(self._channels), "closed")
+            return self.close()
         return []
+
+    def close(self) -> list[Utterance]:
+        """The stream ended: end every utterance in progress (reason ``"closed"``).
+
+        ``handle_event(Closed)`` calls it; a connection calls it itself just before it
+        queues ``Closed`` (and the ``FinalizeComplete``s the close cuts short), which
+        stays the last event.
+        """
+        return self._flush_all(sorted(self._channels), "closed")
 
     def deadline(self) -> float | None:
         """The earliest absolute time at which ``handle_timer`` ends an utterance."""

@@ -169,7 +169,8 @@ def test_a_finalize_cut_short_by_the_close_leaves_the_reason_to_closed() -> None
     tracker = UtteranceTracker()
     feed(tracker, [final(0.0, "cut off")])
     assert tracker.handle_event(FinalizeComplete(channel=None, reason="closed"), now=1.0) == []
-    assert brief(tracker.handle_event(closed(), now=1.0)) == [(0, "cut off", "closed")]
+    assert brief(tracker.close()) == [(0, "cut off", "closed")]
+    assert tracker.handle_event(closed(), now=1.0) == []  # nothing left
     assert tracker.handle_event(Metadata(request_id="r"), now=1.0) == []
 
 

@@ -59,21 +59,13 @@ class TrackedSession(MemoryPipe):
         self.times[id(event)] = self.now
         self.events.append(event)
 
-    def advance(self, seconds: float) -> None:
-        target = self.now + seconds
-        while True:
-            timers = (self.client.get_timer(), self.server.get_timer(), self.tracker.deadline())
-            due = min((t for t in timers if t is not None and t <= target), default=None)
-            if due is None:
-                break
-            self.now = max(self.now, due)
-            self.client.handle_timer(now=self.now)
-            self.server.handle_timer(now=self.now)
-            for utterance in self.tracker.handle_timer(now=self.now):
-                self._emit(utterance)
-            self.pump()
-        self.now = target
-        self.pump()
+    def timers(self) -> list[float | None]:
+        return [*super().timers(), self.tracker.deadline()]
+
+    def fire(self) -> None:
+        super().fire()
+        for utterance in self.tracker.handle_timer(now=self.now):
+            self._emit(utterance)
 
     def stream(self, audio: bytes) -> None:
         for i in range(0, len(audio), CHUNK):

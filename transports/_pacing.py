@@ -34,7 +34,6 @@ class _Stream(Protocol):
 
 def _plan(
     stream: _Stream,
-    *,
     speed: float,
     max_speed: float,
     chunk_seconds: float,
@@ -109,13 +108,7 @@ async def send_paced_asyncio(
 
     Does not close the stream: call ``await stream.close()`` after it for the last results.
     """
-    pacer, size = _plan(
-        stream,
-        speed=speed,
-        max_speed=max_speed,
-        chunk_seconds=chunk_seconds,
-        bytes_per_second=bytes_per_second,
-    )
+    pacer, size = _plan(stream, speed, max_speed, chunk_seconds, bytes_per_second)
     loop = asyncio.get_running_loop()
 
     async def sleep_until(at: float) -> None:
@@ -143,13 +136,7 @@ async def send_paced_trio(
     """Send ``source`` through a trio stream at ``speed`` x real time; bytes sent."""
     import trio
 
-    pacer, size = _plan(
-        stream,
-        speed=speed,
-        max_speed=max_speed,
-        chunk_seconds=chunk_seconds,
-        bytes_per_second=bytes_per_second,
-    )
+    pacer, size = _plan(stream, speed, max_speed, chunk_seconds, bytes_per_second)
     return await _send_paced_async(
         stream.send_audio,  # type: ignore[attr-defined]
         source,
@@ -176,13 +163,7 @@ def send_paced_sync(
     ``clock``/``sleep`` are for tests (a fake clock); the stream's reader thread keeps
     the connection serviced while this sleeps.
     """
-    pacer, size = _plan(
-        stream,
-        speed=speed,
-        max_speed=max_speed,
-        chunk_seconds=chunk_seconds,
-        bytes_per_second=bytes_per_second,
-    )
+    pacer, size = _plan(stream, speed, max_speed, chunk_seconds, bytes_per_second)
     send = stream.send_audio  # type: ignore[attr-defined]
     total = 0
     for chunk in _chunks(source, size):
