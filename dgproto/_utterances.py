@@ -48,6 +48,8 @@ class _Channel:
     end: float = 0.0
     #: Audio clock up to which final words were taken (reported or pending).
     taken: float = float("-inf")
+    #: Audio clock up to which final windows (with words or not) have arrived.
+    final_until: float = float("-inf")
     #: Latest word end seen in an interim: a later one means the speaker goes on.
     heard: float = float("-inf")
     #: An ``UtteranceEnd`` arrived for words whose finals are still to come.
@@ -137,9 +139,12 @@ class UtteranceTracker:
                 # The finals the UtteranceEnd announced never came: end what we have.
                 out += self._flush(channel, "utterance_end")
             self._take(state, results, text, start, end, now)
+        state.final_until = max(state.final_until, results.end)
         if results.speech_final:
             return out + self._flush(channel, "speech_final")
-        if state.awaited_end is not None and state.end >= state.awaited_end - TOLERANCE:
+        if state.awaited_end is not None and state.final_until >= state.awaited_end - TOLERANCE:
+            # Final windows now reach the announced end: every word before it is final
+            # (a final word's times can differ a little from the interim's).
             out += self._flush(channel, "utterance_end")
         return out
 
@@ -165,13 +170,13 @@ class UtteranceTracker:
     def _on_utterance_end(
         self, state: _Channel, channel: int, last_word_end: float
     ) -> list[Utterance]:
-        if state.results and state.end >= last_word_end - TOLERANCE:
-            return self._flush(channel, "utterance_end")
-        if last_word_end > state.taken + TOLERANCE:
+        if state.final_until < last_word_end - TOLERANCE:
             # Deepgram's UtteranceEnd can overtake the final of its last words: wait for it.
             state.awaited_end = last_word_end
-        # else: these words were already reported (``speech_final`` came first).
-        return []
+            return []
+        if state.results and last_word_end < state.start - TOLERANCE:
+            return []  # a late one for words already reported: not the end of these
+        return self._flush(channel, "utterance_end")  # nothing if already reported
 
     def _flush_all(self, channels: list[int], reason: UtteranceReason) -> list[Utterance]:
         return [u for channel in channels for u in self._flush(channel, reason)]

@@ -120,6 +120,20 @@ def test_utterance_end_that_overtakes_its_final_waits_for_it() -> None:
     assert brief(out) == [(0, "one two three", "utterance_end")]
 
 
+def test_utterance_end_waits_for_final_windows_not_exact_word_times() -> None:
+    """Final word times can differ from the interim ones the UtteranceEnd was timed on."""
+    tracker = UtteranceTracker()
+    tracker.handle_event(UtteranceEnd(channel=(0, 1), last_word_end=1.3), now=1.0)
+    # words end at 1.2 (not 1.3), but the window reaches 1.5: nothing before 1.3 is missing
+    out = tracker.handle_event(final(0.0, "one two three", duration=1.5), now=1.1)
+    assert brief(out) == [(0, "one two three", "utterance_end")]
+    # the same with the words in one final and the covering window empty
+    tracker.handle_event(final(2.0, "four", duration=0.4), now=3.0)
+    assert tracker.handle_event(UtteranceEnd(channel=(0, 1), last_word_end=2.6), now=3.1) == []
+    out = tracker.handle_event(final(2.4, "", duration=0.5), now=3.2)
+    assert brief(out) == [(0, "four", "utterance_end")]
+
+
 def test_utterance_end_for_words_that_never_become_final_ends_what_was_heard() -> None:
     tracker = UtteranceTracker()
     feed(tracker, [final(0.0, "one")])
@@ -187,8 +201,13 @@ def test_backstop_fires_utterance_timeout_after_the_last_final_with_words() -> N
     out = tracker.handle_timer(now=14.0)
     assert brief(out) == [(0, "no end signal", "timeout")]
     assert tracker.deadline() is None
-    # a late UtteranceEnd for those words is not a second utterance
+    # a late UtteranceEnd for those words is not a second utterance ...
     assert tracker.handle_event(UtteranceEnd(channel=(0, 1), last_word_end=1.6), now=15.0) == []
+    # ... nor the end of the next one, already under way
+    tracker.handle_event(final(5.0, "next one"), now=16.0)
+    assert tracker.handle_event(UtteranceEnd(channel=(0, 1), last_word_end=1.6), now=16.5) == []
+    out = tracker.handle_event(UtteranceEnd(channel=(0, 1), last_word_end=5.8), now=17.0)
+    assert brief(out) == [(0, "next one", "utterance_end")]
 
 
 def test_interim_with_new_words_pushes_the_backstop() -> None:
