@@ -213,3 +213,41 @@ def test_log_histogram_error_bound(values: list[float], q: float) -> None:
     assert estimate is not None
     assert abs(estimate - exact) <= 0.01 * exact + 1e-6
     assert histogram.max == max(values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 40), st.floats(0.0, 0.5)), min_size=1, max_size=80),
+    st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 2.0)), max_size=30),
+    st.integers(1, 3),
+)
+def test_lag_matches_a_brute_force_reading(
+    sends: list[tuple[int, float]], finals: list[tuple[float, float]], channels: int
+) -> None:
+    """Sends of random sizes at random times; finals (per channel, in order) at random
+    points of the audio sent so far. Every lag is the receive time minus the send time
+    of the first chunk that reached the final's end."""
+    tracker = StatsTracker(bytes_per_second=RATE, channels=channels)
+    marks: list[tuple[float, float]] = []  # (audio end, sent at)
+    now = audio = 0.0
+    for frames, gap in sends:
+        now += gap
+        audio += frames * 0.01
+        tracker.on_audio_sent(frames * 320, audio, now)
+        marks.append((audio, now))
+    covered = [0.0] * channels
+    lags = []
+    for index, (fraction, delay) in enumerate(finals):
+        channel = index % channels
+        end = covered[channel] + fraction * (audio - covered[channel])
+        now += delay
+        tracker.on_event(results(covered[channel], end - covered[channel], channel=channel), now)
+        covered[channel] = end
+        lags.append(now - next(t for e, t in marks if e >= end - 0.001))
+    stats = tracker.snapshot()
+    assert stats.finals_received == len(finals)
+    if lags:
+        assert stats.result_lag_max == pytest.approx(max(lags))
+        assert stats.result_lag_p50 == pytest.approx(nearest_rank(lags, 0.5), rel=0.01, abs=1e-6)
+    else:
+        assert stats.result_lag_max is None
