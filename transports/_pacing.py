@@ -5,7 +5,9 @@ the runtime's clock (``loop.time()``; ``trio.current_time()``, so trio's ``MockC
 works; ``time.monotonic()``). trio is imported only when its helper runs (it is
 optional). A source is bytes, a binary file object (read one chunk at a time, so a long
 file is never loaded whole), or an iterable of chunks (async iterables too, on asyncio
-and trio), sent as they come: their sizes set their durations.
+and trio), sent as they come: their sizes set their durations. On asyncio and trio a file
+object is read on the event loop (fine for local files; wrap a slow one in an async
+iterator).
 Each stream's ``send_paced(...)`` method calls these with ``stream.send_audio``.
 """
 
