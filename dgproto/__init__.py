@@ -40,16 +40,19 @@ from ._events import (
     TurnInfo,
     TurnWord,
     UnknownMessage,
+    Utterance,
     UtteranceEnd,
     Word,
 )
 from ._flux import FluxConnection
 from ._flux_options import FluxOptions
 from ._options import Auth, LiveOptions
+from ._pacing import Pacer
 from ._reconnect import ReconnectPolicy
 from ._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
 from ._session import StreamConnection
 from ._state import State
+from ._stats import StreamStats
 
 __all__ = [
     "TurnWord",
@@ -81,13 +84,16 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",
+    "Pacer",
     "RemoteProtocolError",
     "ReplayBuffer",
     "Results",
     "ServerError",
     "SpeechStarted",
     "State",
+    "StreamStats",
     "UnknownMessage",
+    "Utterance",
     "UtteranceEnd",
     "Word",
     "__version__",

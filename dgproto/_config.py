@@ -62,6 +62,20 @@ class Config:
     ``Closed(initiator="timeout")``; everything received until then is kept.
     """
 
+    utterance_timeout: float | None = attrs.field(default=3.0, validator=_positive_or_none)
+    """End an utterance this long after its last final with words if no end signal came.
+
+    Deepgram ends an utterance with ``speech_final`` (endpointing, 10 ms of silence by
+    default) or ``UtteranceEnd`` (``utterance_end_ms``, at least 1000 ms, on a ~1 s
+    tick), so when a signal comes it comes within about 2 s of the last final. In noise
+    ``speech_final`` sometimes never comes (livekit/agents#931, deepgram-js-sdk#281) and
+    without ``interim_results`` there is no ``UtteranceEnd``: an app would wait forever.
+    3 s lets the real signals win and still answers a stalled turn. Interim results with
+    new words push the deadline back (the user is still talking). Without
+    ``interim_results``, long unbroken speech can bring finals further apart than this:
+    raise it there. ``None`` disables the backstop.
+    """
+
     max_message_size: int = attrs.field(default=1 << 20, validator=_positive_int)
     """Largest message accepted: characters of a text message (Deepgram's JSON is ASCII,
     so bytes in practice), bytes of a binary message or of a rejected-handshake body.

@@ -40,7 +40,9 @@ __all__ = [
     "TurnInfo",
     "TurnWord",
     "UnknownMessage",
+    "Utterance",
     "UtteranceEnd",
+    "UtteranceReason",
     "Word",
 ]
 
@@ -405,3 +407,28 @@ class Reconnected(Event):
     request_id: str | None
     replayed_seconds: float
     dropped_seconds: float = 0.0
+# --------------------------------------------------------------------------- utterances
+
+UtteranceReason = Literal["speech_final", "utterance_end", "finalize", "timeout", "closed"]
+
+
+@attrs.frozen(kw_only=True)
+class Utterance(Event):
+    """The user stopped speaking on ``channel``: what they said, once per utterance.
+
+    Built by dgproto from the final ``Results`` (it always comes after them). ``reason``
+    says what ended it: ``"speech_final"`` (Deepgram's endpointing), ``"utterance_end"``
+    (an ``UtteranceEnd`` message), ``"finalize"`` (a ``finalize()`` completed),
+    ``"timeout"`` (``Config.utterance_timeout`` passed with no end signal: Deepgram does
+    not always send one) or ``"closed"`` (the stream ended). ``transcript`` is never empty.
+    """
+
+    channel: int
+    #: The finals' transcripts joined with spaces, as Deepgram punctuated them.
+    transcript: str
+    #: Audio clock: the first word's start and the last word's end.
+    start: float
+    end: float
+    reason: UtteranceReason
+    #: The final ``Results`` with words this utterance was built from, in order.
+    results: tuple[Results, ...] = attrs.field(default=(), eq=False, repr=False)

@@ -50,13 +50,20 @@ class MemoryPipe:
         """Let ``seconds`` pass, firing both sides' deadlines in time order."""
         target = self.now + seconds
         while True:
-            timers = (self.client.get_timer(), self.server.get_timer())
-            due = min((t for t in timers if t is not None and t <= target), default=None)
+            due = min((t for t in self.timers() if t is not None and t <= target), default=None)
             if due is None:
                 break
             self.now = max(self.now, due)
-            self.client.handle_timer(now=self.now)
-            self.server.handle_timer(now=self.now)
+            self.fire()
             self.pump()
         self.now = target
         self.pump()
+
+    def timers(self) -> list[float | None]:
+        """Every deadline in play (a subclass adds its own)."""
+        return [self.client.get_timer(), self.server.get_timer()]
+
+    def fire(self) -> None:
+        """Run every handler whose deadline may have passed at ``self.now``."""
+        self.client.handle_timer(now=self.now)
+        self.server.handle_timer(now=self.now)

@@ -59,7 +59,14 @@ from ._flux import FATAL_CLOSE_CODE, Fatal, FluxEndpoint
 from ._handshake import Accept, evaluate
 from ._pcm import PcmDecoder
 from ._recognizer import RecognizedWord
-from ._session import ChannelTranscriber, Output, SegmenterSettings, SpeechStart, Window
+from ._session import (
+    ChannelTranscriber,
+    Output,
+    SegmenterSettings,
+    SpeechStart,
+    UtteranceGap,
+    Window,
+)
 
 __all__ = [
     "ClientMessage",
@@ -816,7 +823,10 @@ class EmulatorConnection:
         total = self._total_channels
         options = self.options
         assert isinstance(options, LiveOptions)
+        withhold = self.faults.withhold_end_signals
         for output in outputs:
+            if isinstance(output, UtteranceGap) and withhold:
+                continue
             if isinstance(output, Window):
                 message = wire.results(
                     channel=channel,
@@ -824,7 +834,7 @@ class EmulatorConnection:
                     start=output.start,
                     end=output.end,
                     is_final=output.is_final,
-                    speech_final=output.speech_final,
+                    speech_final=output.speech_final and not withhold,
                     from_finalize=output.from_finalize,
                     words=self._format_words(output.words),
                     punctuate=self.features["punctuate"] or self.features["smart_format"],

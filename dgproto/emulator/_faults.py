@@ -125,6 +125,11 @@ class FaultPlan:
     """The code for ``close_after_*`` (default 1011, Deepgram's server-error code)."""
     close_reason: str = attrs.field(default="", validator=_reason)
     """The reason for ``close_after_*``, e.g. a ``https://dpgr.am/net0000`` text."""
+    withhold_end_signals: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
+    """Never send ``speech_final: true`` nor ``UtteranceEnd``: what Deepgram does in noise
+    (livekit/agents#931), so only a client's own backstop ends the utterance."""
     reject_status: int | None = attrs.field(default=None, validator=_status)
     """Refuse the handshake with this HTTP status and a Deepgram-shaped JSON body."""
     reject_err_code: str | None = attrs.field(default=None, validator=_optional_text)
@@ -188,15 +193,23 @@ _FIELD_KINDS: dict[str, str] = {
     "close_after_messages": "int",
     "close_code": "int",
     "close_reason": "str",
+    "withhold_end_signals": "bool",
     "reject_status": "int",
     "reject_err_code": "str",
     "reject_err_msg": "str",
 }
 
 
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
 def _convert(key: str, kind: str, text: str) -> Any:
     if kind == "str":
         return text
+    if kind == "bool":
+        if text.lower() not in _BOOLS:
+            raise ValueError(f"FaultPlan.parse: {key} must be true or false, got {text!r}")
+        return _BOOLS[text.lower()]
     try:
         return int(text) if kind == "int" else float(text)
     except ValueError:

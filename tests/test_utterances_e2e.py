@@ -1,0 +1,188 @@
+"""The utterance backstop end to end: client core + emulator core in memory, one virtual
+clock, the ``UtteranceTracker`` fed every client event and its deadline armed like the
+core's other timers (how ``ListenConnection`` will drive it once wired in)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from dgproto import (
+    Auth,
+    Closed,
+    Config,
+    Event,
+    ListenConnection,
+    LiveOptions,
+    Results,
+    Utterance,
+    UtteranceEnd,
+)
+from dgproto._utterances import UtteranceTracker
+from dgproto.emulator import EmulatorConnection, FaultPlan, silence, synthesize
+
+from .memory_pipe import MemoryPipe
+from .test_resume import LEFT, RIGHT, STEREO, Resumer, stereo
+
+RATE = 16000
+CHUNK = 640
+SPEECH = "Hello world. This is the end."
+
+
+class TrackedSession(MemoryPipe):
+    """A MemoryPipe whose client events also go through an ``UtteranceTracker``."""
+
+    def __init__(self, *, options: LiveOptions, faults: FaultPlan | None, timeout: float) -> None:
+        self.tracker = UtteranceTracker(timeout=timeout)
+        server = EmulatorConnection(faults=faults, rng=random.Random(1), wall_time=0.0, now=0.0)
+        client = ListenConnection(
+            options=options,
+            auth=Auth.token("test-key"),
+            host="emulator",
+            config=Config(utterance_timeout=timeout),
+        )
+        self.times: dict[int, float] = {}  # id(event) -> when the client emitted it
+        super().__init__(client, server, now=0.0)
+
+    def pump(self) -> None:
+        seen = len(self.events)
+        super().pump()
+        fresh, self.events = self.events[seen:], self.events[:seen]
+        for event in fresh:
+            if isinstance(event, Utterance):
+                continue  # once the core emits its own: this session tests the tracker
+            self._emit(event)
+            for utterance in self.tracker.handle_event(event, now=self.now):
+                self._emit(utterance)
+
+    def _emit(self, event: Event) -> None:
+        self.times[id(event)] = self.now
+        self.events.append(event)
+
+    def timers(self) -> list[float | None]:
+        return [*super().timers(), self.tracker.deadline()]
+
+    def fire(self) -> None:
+        super().fire()
+        for utterance in self.tracker.handle_timer(now=self.now):
+            self._emit(utterance)
+
+    def stream(self, audio: bytes) -> None:
+        for i in range(0, len(audio), CHUNK):
+            self.client.send_audio(audio[i : i + CHUNK], now=self.now)
+            self.pump()
+            self.advance(0.02)
+
+    def utterances(self) -> list[Utterance]:
+        return [e for e in self.events if isinstance(e, Utterance)]
+
+
+INTERIM = LiveOptions(
+    encoding="linear16",
+    sample_rate=RATE,
+    interim_results=True,
+    utterance_end_ms=1000,
+    punctuate=True,
+)
+
+
+def speech_then_silence() -> bytes:
+    return synthesize(SPEECH, sample_rate=RATE) + silence(2.5, sample_rate=RATE)
+
+
+def test_speech_final_and_utterance_end_give_one_utterance() -> None:
+    session = TrackedSession(options=INTERIM, faults=None, timeout=3.0)
+    session.stream(speech_then_silence())
+    utterances = session.utterances()
+    assert any(isinstance(e, UtteranceEnd) for e in session.events)
+    assert any(isinstance(e, Results) and e.speech_final and e.transcript for e in session.events)
+    words = " ".join(u.transcript for u in utterances)
+    assert words.split() == SPEECH.split()  # every word once, none twice
+    assert {u.reason for u in utterances} <= {"speech_final", "utterance_end"}
+    # each comes right after the last Results it was built from
+    for u in utterances:
+        assert session.events.index(u) > session.events.index(u.results[-1])
+
+
+def test_backstop_ends_the_utterance_when_the_server_withholds_every_end_signal() -> None:
+    faults = FaultPlan(withhold_end_signals=True)
+    session = TrackedSession(options=INTERIM, faults=faults, timeout=1.5)
+    session.stream(speech_then_silence())
+    session.advance(2.0)
+    results = [e for e in session.events if isinstance(e, Results)]
+    assert not any(r.speech_final for r in results)
+    assert not any(isinstance(e, UtteranceEnd) for e in session.events)
+    utterances = session.utterances()
+    assert [u.reason for u in utterances] == ["timeout"] * len(utterances)
+    assert " ".join(u.transcript for u in utterances).split() == SPEECH.split()
+    last = utterances[-1]
+    # fired utterance_timeout after the last final with words arrived, on the virtual clock
+    arrived = session.times[id(last.results[-1])]
+    assert session.times[id(last)] == pytest.approx(arrived + 1.5)
+    assert last.end == pytest.approx(last.results[-1].alternatives[0].words[-1].end)
+
+
+def test_without_interim_results_finalize_or_close_end_what_is_left() -> None:
+    faults = FaultPlan(withhold_end_signals=True)
+    options = LiveOptions(encoding="linear16", sample_rate=RATE, punctuate=True)
+    session = TrackedSession(options=options, faults=faults, timeout=30.0)
+    session.stream(synthesize("Push to talk.", sample_rate=RATE))
+    session.client.finalize(now=session.now)
+    session.advance(0.5)
+    assert [(u.transcript, u.reason) for u in session.utterances()] == [
+        ("Push to talk.", "finalize")
+    ]
+    session.stream(synthesize("Cut short", sample_rate=RATE))
+    session.client.close_stream(now=session.now)
+    session.advance(1.0)
+    assert [(u.transcript, u.reason) for u in session.utterances()][1:] == [("Cut short", "closed")]
+
+
+def test_fault_spec() -> None:
+    plan = FaultPlan.parse("withhold_end_signals=true")
+    assert plan.withhold_end_signals
+    assert plan.to_spec() == "withhold_end_signals=True"
+    assert FaultPlan.parse(plan.to_spec()) == plan
+    assert FaultPlan.parse("withhold_end_signals=0") == FaultPlan()
+    with pytest.raises(ValueError, match="true or false"):
+        FaultPlan.parse("withhold_end_signals=maybe")
+    with pytest.raises(TypeError):
+        FaultPlan(withhold_end_signals=1)  # type: ignore[arg-type]
+
+
+def test_multichannel_backstop_per_channel() -> None:
+    options = LiveOptions(
+        encoding="linear16",
+        sample_rate=RATE,
+        channels=2,
+        multichannel=True,
+        interim_results=True,
+        punctuate=True,
+    )
+    faults = FaultPlan(withhold_end_signals=True)
+    session = TrackedSession(options=options, faults=faults, timeout=1.0)
+    session.stream(stereo(LEFT, RIGHT) + bytes(4 * RATE * 2))  # then 2 s of silence
+    utterances = session.utterances()
+    assert {u.reason for u in utterances} == {"timeout"}
+    for channel, text in ((0, LEFT), (1, RIGHT)):
+        mine = [u for u in utterances if u.channel == channel]
+        assert " ".join(u.transcript for u in mine).split() == text.split()
+
+
+def test_reconnects_with_rebased_times_report_every_word_once() -> None:
+    """The resilience recipe (``ReplayBuffer``) in stereo with a drop mid-stream: channel 0
+    had finalized further than channel 1, so the new session hears some of it again."""
+    run = Resumer(STEREO, [FaultPlan(drop_after_messages=7)], realtime=True)
+    run.stream(stereo(LEFT, RIGHT), 2 * 640)
+    run.close()
+    assert run.sessions == 2
+    tracker = UtteranceTracker(timeout=None)
+    events = [e for e in run.events if not isinstance(e, Closed)] + [run.events[-1]]
+    utterances = [u for i, e in enumerate(events) for u in tracker.handle_event(e, now=i)]
+    for channel, text in ((0, LEFT), (1, RIGHT)):
+        mine = [u for u in utterances if u.channel == channel]
+        spoken = [w.strip(".").lower() for w in text.split()]
+        assert " ".join(u.transcript for u in mine).split() == spoken
+        assert all(a.end <= b.start for a, b in itertools.pairwise(mine))
