@@ -407,6 +407,8 @@ class Reconnected(Event):
     request_id: str | None
     replayed_seconds: float
     dropped_seconds: float = 0.0
+
+
 # --------------------------------------------------------------------------- utterances
 
 UtteranceReason = Literal["speech_final", "utterance_end", "finalize", "timeout", "closed"]
