@@ -950,3 +950,74 @@ def test_transport_trio_without_trio_is_one_line(hello_wav: Path) -> None:
     assert result.stderr == (
         "dgproto transcribe: --transport trio needs trio: pip install 'dgproto[trio]'\n"
     )
+
+
+def test_transcribe_reconnect_survives_a_dropped_socket(tmp_path: Path) -> None:
+    """``--reconnect``: the first socket drops mid-stream; the transcript is whole, the
+    reconnect is shown as an event and counted in the summary (JSON and text)."""
+    wav = write_wav(tmp_path / "long.wav", synthesize(TEXT))
+    with serve_in_thread(config=EmulatorConfig(require_auth=False, max_segment=0.5)) as srv:
+        server = srv.server
+        make = server._make_emulator
+        plans = [FaultPlan(drop_after_messages=2)]
+
+        def next_emulator() -> Any:
+            server.faults = plans.pop(0) if plans else None
+            return make()
+
+        server._make_emulator = next_emulator  # type: ignore[method-assign]
+        as_json = run("transcribe", str(wav), "--json", "--reconnect", *stream_args(srv))
+    assert as_json.returncode == 0, as_json.stderr
+    out = events(as_json.stdout)
+    kinds = [e["event"] for e in out]
+    assert "Reconnecting" in kinds
+    assert "Reconnected" in kinds
+    assert finals(as_json.stdout) == TEXT
+    assert out[-1]["event"] == "Summary"
+    assert out[-1]["reconnects"] == 1
+
+
+def test_transcribe_without_reconnect_ends_with_the_drop(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "long.wav", synthesize(TEXT))
+    config = EmulatorConfig(require_auth=False, faults=FaultPlan(drop_after_messages=2))
+    with serve_in_thread(config=config) as srv:
+        result = run("transcribe", str(wav), "--json", *stream_args(srv))
+    kinds = [e["event"] for e in events(result.stdout)]
+    assert "Reconnecting" not in kinds
+    assert events(result.stdout)[-1]["reconnects"] == 0
+
+
+def test_text_view_shows_reconnects_on_the_status_line_and_in_the_summary() -> None:
+    from io import StringIO
+
+    from dgproto import Reconnected, Reconnecting
+    from dgproto.transports.cli.session import Summary
+
+    out = StringIO()
+    view = TextView(out, live=True)
+    view.progress(1.0, 4.0, 0.2)
+    lost = Closed(code=1006, initiator="transport", reason="connection lost")
+    view.event(Reconnecting(attempt=1, delay=0.5, closed=lost), 1.0)
+    view.event(Reconnected(attempt=1, request_id="r-2", replayed_seconds=0.75), 1.6)
+    view.progress(2.0, 4.0, 0.2)
+    text = out.getvalue()
+    assert "<- connection lost (1006 connection lost); reconnecting in 0.5 s (attempt 1)" in text
+    assert "<- reconnected (attempt 1, request id r-2), 0.75 s of audio replayed" in text
+    assert "[1.0/4.0 s sent, lag 0.20 s, reconnects 1]" in text  # redrawn at once
+    view.summary(
+        Summary(
+            request_id="r-2",
+            audio_seconds=4.0,
+            audio_bytes=128000,
+            clocked=True,
+            elapsed_seconds=5.0,
+            finals=3,
+            lag_median=0.2,
+            lag_p95=0.3,
+            interrupted=False,
+            closed=None,
+            metadata=None,
+            reconnects=1,
+        )
+    )
+    assert any(line.split() == ["reconnects", "1"] for line in out.getvalue().splitlines())

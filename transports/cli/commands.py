@@ -158,6 +158,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             session=session,
             steps=audio_steps(source),
             speed=_speed(args, source),
+            reconnect=args.reconnect,
         )
         return stream(args.transport, job)
     finally:
@@ -393,6 +394,13 @@ def register_transcribe(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "environment's key is sent over wss:// and to ws:// on this machine only)",
     )
     _add_transport(t)
+    t.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="reconnect by itself after a dropped socket or a retryable close, replaying the "
+        "audio not yet final (lossless, one audio clock); reconnects show on the status line "
+        "and in the summary",
+    )
     pace = t.add_mutually_exclusive_group()
     pace.add_argument("--realtime", action="store_true", help="send audio at real time")
     pace.add_argument(

@@ -66,12 +66,17 @@ class Job:
     session: Session
     steps: Iterable[Step]
     speed: float | None
+    #: ``--reconnect``: the adapters' built-in lossless reconnect (``ReconnectPolicy()``).
+    reconnect: bool = False
 
     def requests(self) -> Iterator[Request]:
         return plan_requests(self.session, self.steps, self.speed)
 
     def connect_kwargs(self) -> dict[str, Any]:
-        return {"api_key": self.key.key, "url": self.url, "config": self.config}
+        kwargs: dict[str, Any] = {"api_key": self.key.key, "url": self.url, "config": self.config}
+        if self.reconnect:
+            kwargs["reconnect"] = True
+        return kwargs
 
 
 async def _drive_async(runtime: _AsyncRuntime, job: Job) -> None:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import attrs
 
-from dgproto._events import Closed, Connected, Event, Metadata, Results
+from dgproto._events import Closed, Connected, Event, Metadata, Reconnected, Results
 
 from .sources import AudioFormat, AudioSource
 
@@ -165,6 +165,8 @@ class Summary:
     interrupted: bool
     closed: Closed | None
     metadata: Metadata | None
+    #: Sockets replaced by ``--reconnect`` (0 without it).
+    reconnects: int = 0
 
     @property
     def warnings(self) -> list[str]:
@@ -213,6 +215,7 @@ class Session:
         self.pausing: Pause | None = None
         self._paused_at = 0.0
         self.keepalives = 0
+        self.reconnects = 0
 
     @property
     def audio_seconds(self) -> float:
@@ -289,6 +292,8 @@ class Session:
                 self.metadata = event
             elif isinstance(event, Closed):
                 self.closed = event
+            elif isinstance(event, Reconnected):
+                self.reconnects += 1
             self.view.event(event, at)
 
     def summary(self) -> Summary:
@@ -306,6 +311,7 @@ class Session:
             interrupted=self.interrupted,
             closed=self.closed,
             metadata=self.metadata,
+            reconnects=self.reconnects,
         )
 
     def transcript(self) -> str:

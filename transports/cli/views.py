@@ -18,6 +18,8 @@ from dgproto._events import (
     Event,
     FinalizeComplete,
     Metadata,
+    Reconnected,
+    Reconnecting,
     Results,
     ServerError,
     SpeechStarted,
@@ -89,6 +91,22 @@ def describe_event(event: Event) -> str | None:
         return f"<- Error from the server: {event.description or event.message or event.code}"
     if isinstance(event, Connected):
         return f"<- Connected, request id {event.request_id}"
+    if isinstance(event, Reconnecting):
+        lost = event.closed
+        return (
+            f"<- connection lost ({lost.code} {lost.reason}); reconnecting in "
+            f"{event.delay:.1f} s (attempt {event.attempt})"
+        )
+    if isinstance(event, Reconnected):
+        dropped = (
+            f", {event.dropped_seconds:.2f} s could not be replayed"
+            if event.dropped_seconds
+            else ""
+        )
+        return (
+            f"<- reconnected (attempt {event.attempt}, request id {event.request_id}), "
+            f"{event.replayed_seconds:.2f} s of audio replayed{dropped}"
+        )
     if isinstance(event, Closed):
         return None  # the summary (or the error) says it
     return f"<- {type(event).__name__}"
@@ -107,6 +125,8 @@ class TextView:
         self._interim = ""
         self._drawn = False
         self._last_draw = 0.0
+        self._reconnects = 0
+        self._sent = ""
 
     def _write(self, text: str) -> None:
         write(self._out, text)
@@ -134,8 +154,15 @@ class TextView:
 
     def progress(self, sent: float, total: float | None, lag: float | None) -> None:
         of = f"/{total:.1f}" if total is not None else ""
-        self._progress = f"[{sent:.1f}{of} s sent, lag {_seconds(lag)}]"
+        self._sent = f"{sent:.1f}{of} s sent, lag {_seconds(lag)}"
+        self._progress = self._bracket()
         self._status(force=False)
+
+    def _bracket(self) -> str:
+        parts = [self._sent] if self._sent else []
+        if self._reconnects:
+            parts.append(f"reconnects {self._reconnects}")
+        return f"[{', '.join(parts)}]" if parts else ""
 
     def results(self, results: Results, lag: float | None, at: float) -> None:
         if results.is_final:
@@ -152,6 +179,9 @@ class TextView:
             self._line(f"   ~ {results.transcript}")
 
     def event(self, event: Event, at: float) -> None:
+        if isinstance(event, Reconnected):
+            self._reconnects += 1
+            self._progress = self._bracket()
         text = describe_event(event)
         if text is not None:
             self._line(text)
@@ -184,6 +214,8 @@ class TextView:
             ("finals", str(summary.finals)),
             ("lag", f"median {_seconds(summary.lag_median)}, p95 {_seconds(summary.lag_p95)}"),
         ]
+        if summary.reconnects:
+            rows.append(("reconnects", str(summary.reconnects)))
         if summary.interrupted:
             rows.append(("stopped", "by Ctrl-C"))
         rows.extend(("note", warning) for warning in summary.warnings)
@@ -256,6 +288,7 @@ class JsonView:
                 "lag_median": _round(summary.lag_median),
                 "lag_p95": _round(summary.lag_p95),
                 "interrupted": summary.interrupted,
+                "reconnects": summary.reconnects,
                 "close_code": None if closed is None else closed.code,
                 "warnings": summary.warnings,
             }
@@ -286,6 +319,7 @@ class RawJsonView(JsonView):
         sent = (
             f"{summary.audio_seconds:.2f} s" if summary.clocked else f"{summary.audio_bytes} bytes"
         )
-        self.note(f"{sent} of audio sent, {summary.finals} final(s)")
+        again = f", {summary.reconnects} reconnect(s)" if summary.reconnects else ""
+        self.note(f"{sent} of audio sent, {summary.finals} final(s){again}")
         for warning in summary.warnings:
             self.note(f"note from the server: {warning}")
