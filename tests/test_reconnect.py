@@ -315,6 +315,8 @@ def test_trio_default_config_detects_a_silent_peer_within_20_s() -> None:
 
 #: Soak runs per adapter; ``DGPROTO_SOAK_RUNS`` raises it (e.g. 1000 for a long soak).
 SOAK_RUNS = int(os.environ.get("DGPROTO_SOAK_RUNS", "70"))
+#: Reconnecting open/drop/close cycles per adapter in the leak test (1000: DGPROTO_LEAK_CYCLES).
+LEAK_CYCLES = int(os.environ.get("DGPROTO_LEAK_CYCLES", "40"))
 SOAK_TEXT = "alpha bravo charlie delta echo foxtrot"
 SOAK_AUDIO = synthesize(SOAK_TEXT)
 SOAK_POLICY = ReconnectPolicy(initial_delay=0.005, max_delay=0.02, jitter=0.5, max_attempts=6)
@@ -388,7 +390,7 @@ def test_reconnecting_cycles_and_cancellation_during_backoff_leave_nothing(
 ) -> None:
     from .adapter_drivers import open_fds
 
-    cycles = 40
+    cycles = LEAK_CYCLES
     slow = ReconnectPolicy(initial_delay=30.0, jitter=0.0)
     drop = FaultPlan(drop_after_seconds=0.02)
     with emulator([]) as srv:
