@@ -45,6 +45,7 @@ import attrs
 
 from dgproto.emulator import EmulatorConfig, EmulatorConnection, FaultPlan, ReplayConnection
 
+from ._argparse import OneLineParser
 from ._record import load_recording
 
 __all__ = [
@@ -729,7 +730,7 @@ def _port(text: str) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dgproto serve",
         description="Run a local Deepgram-compatible /v1/listen server (the emulator).",
     )

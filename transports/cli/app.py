@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dgproto import __version__
 
 from .. import server
+from .._argparse import OneLineParser
 from .commands import register_demo, register_synth, register_transcribe
 from .shared import EXIT_FAILURE, EXIT_INTERRUPTED, CliError, OutputClosed
 
@@ -25,7 +26,7 @@ VERBOSE = "the DEBUG wire trace on stderr (API keys redacted)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dgproto",
         description="Stream audio to Deepgram live transcription (or its local emulator).",
     )

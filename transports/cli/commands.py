@@ -20,6 +20,7 @@ from dgproto._audio import BYTES_PER_SAMPLE
 from dgproto._config import Config
 from dgproto._options import LiveOptions
 
+from .._argparse import OneLineParser
 from ..server import ThreadedEmulatorServer, serve_in_thread
 from .runtime import Job, stream
 from .session import FinalizeStep, Note, Pause, Session, Step, View, audio_steps
@@ -377,7 +378,7 @@ def _add_transport(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register_transcribe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_transcribe(commands: argparse._SubParsersAction[OneLineParser]) -> None:
     """Add ``dgproto transcribe`` to ``commands`` (``add_subparsers()``'s result)."""
     t = commands.add_parser(
         "transcribe",
@@ -456,7 +457,7 @@ def register_transcribe(commands: argparse._SubParsersAction[argparse.ArgumentPa
     t.set_defaults(handler=cmd_transcribe)
 
 
-def register_synth(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_synth(commands: argparse._SubParsersAction[OneLineParser]) -> None:
     """Add ``dgproto synth`` to ``commands`` (``add_subparsers()``'s result)."""
     s = commands.add_parser(
         "synth",
@@ -478,7 +479,7 @@ def register_synth(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     s.set_defaults(handler=cmd_synth)
 
 
-def register_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_demo(commands: argparse._SubParsersAction[OneLineParser]) -> None:
     """Add ``dgproto demo`` to ``commands`` (``add_subparsers()``'s result)."""
     d = commands.add_parser(
         "demo",
