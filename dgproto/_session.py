@@ -97,30 +97,65 @@ class StreamConnection(Protocol):
     """
 
     @property
-    def state(self) -> State: ...
+    def state(self) -> State:
+        """Where the connection is in its life."""
+
     @property
-    def should_close_transport(self) -> bool: ...
+    def should_close_transport(self) -> bool:
+        """True once ``Closed`` is emitted: flush, then close the socket."""
+
     @property
-    def request_id(self) -> str | None: ...
+    def request_id(self) -> str | None:
+        """Deepgram's ``dg-request-id``, once the handshake answered."""
+
     @property
-    def closed(self) -> Closed | None: ...
+    def closed(self) -> Closed | None:
+        """The ``Closed`` event once the connection is over."""
+
     @property
-    def audio_bytes_sent(self) -> int: ...
+    def audio_bytes_sent(self) -> int:
+        """Bytes of audio passed to ``send_audio``."""
+
     @property
-    def audio_seconds_sent(self) -> float | None: ...
+    def audio_seconds_sent(self) -> float | None:
+        """Seconds of audio sent; ``None`` without a fixed byte rate."""
+
     @property
-    def bytes_received(self) -> int: ...
-    def connect(self, *, now: float) -> None: ...
-    def receive_data(self, data: bytes | bytearray | memoryview, *, now: float) -> None: ...
-    def receive_eof(self, *, now: float) -> None: ...
-    def data_to_send(self) -> bytes: ...
-    def next_event(self) -> Event | None: ...
-    def events(self) -> list[Event]: ...
-    def get_timer(self) -> float | None: ...
-    def handle_timer(self, *, now: float) -> None: ...
-    def send_audio(self, chunk: bytes | bytearray | memoryview, *, now: float) -> None: ...
-    def close_stream(self, *, now: float) -> None: ...
-    def abort(self, *, now: float) -> None: ...
+    def bytes_received(self) -> int:
+        """Bytes fed to ``receive_data`` (the adapters' event-queue byte bound)."""
+
+    def connect(self, *, now: float) -> None:
+        """Queue the HTTP upgrade request."""
+
+    def receive_data(self, data: bytes | bytearray | memoryview, *, now: float) -> None:
+        """Feed bytes read from the socket (``b""`` is EOF)."""
+
+    def receive_eof(self, *, now: float) -> None:
+        """The socket reached EOF."""
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the socket now."""
+
+    def next_event(self) -> Event | None:
+        """The next event, or ``None``."""
+
+    def events(self) -> list[Event]:
+        """Every pending event."""
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline at which ``handle_timer`` has work."""
+
+    def handle_timer(self, *, now: float) -> None:
+        """Act on every deadline that has passed."""
+
+    def send_audio(self, chunk: bytes | bytearray | memoryview, *, now: float) -> None:
+        """Queue one binary audio frame."""
+
+    def close_stream(self, *, now: float) -> None:
+        """Send CloseStream and drain."""
+
+    def abort(self, *, now: float) -> None:
+        """Close now, without draining."""
 
 
 @attrs.define

@@ -391,7 +391,7 @@ def test_the_flux_table_has_no_keepalive_or_finalize() -> None:
 
 
 def test_an_idle_flux_stream_sends_no_keepalive_but_pings_when_asked() -> None:
-    quiet = FluxPair()
+    quiet = FluxPair(config=Config(ping_interval=None))
     assert quiet.client.get_timer() is None  # Config's keepalive_interval is v1's alone
     quiet.advance(60)
     assert quiet.server.received == []
@@ -408,7 +408,8 @@ def test_an_idle_flux_stream_sends_no_keepalive_but_pings_when_asked() -> None:
 def test_flux_pings_by_default() -> None:
     client = FluxConnection(options=FluxOptions(model="flux-general-en"))
     assert client.config.ping_interval == 5.0
-    assert ListenConnection().config.ping_interval is None  # v1 keeps its KeepAlive
+    # v1 pings by default too (a silent peer is noticed) and keeps its KeepAlive
+    assert ListenConnection().config.ping_interval == 5.0
 
 
 def test_audio_seconds_follow_the_flux_encoding() -> None:

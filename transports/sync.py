@@ -677,6 +677,7 @@ class ReconnectingStream(ReconnectingState):
             thread.join()
 
     def op_open(self) -> str | None:
+        """Runner op: open the next socket; its request id."""
         inner = self._sockets.enter_context(self._open_socket())
         with self._lock:
             self._inner = inner
@@ -685,11 +686,13 @@ class ReconnectingStream(ReconnectingState):
         return inner.request_id
 
     def op_release(self) -> None:
+        """Runner op: let the app's calls through again."""
         with self._lock:
             self._inner = None
         self._sockets.close()
 
     def op_next(self) -> Event:
+        """Runner op: the next event of the current socket."""
         with self._lock:
             while not self._buffer.reading_allowed():
                 self._changed.wait()
@@ -698,6 +701,7 @@ class ReconnectingStream(ReconnectingState):
         return next(inner)
 
     def op_sleep(self, delay: float) -> None:
+        """Runner op: wait out a backoff delay (wakes early when aborted)."""
         deadline = time.monotonic() + delay
         with self._lock:
             while not self._session.aborted:
@@ -707,6 +711,7 @@ class ReconnectingStream(ReconnectingState):
                 self._changed.wait(left)
 
     def op_send(self, chunk: bytes) -> None:
+        """Runner op: send audio on the current socket."""
         assert self._inner is not None
         with contextlib.suppress(ConnectionClosedError):
             self._inner.send_audio(chunk)
@@ -714,19 +719,23 @@ class ReconnectingStream(ReconnectingState):
     def op_configure(
         self, keyterms: Sequence[str] | None, features: Mapping[str, Any] | None
     ) -> None:
+        """Runner op: re-send a Configure on the current socket."""
         assert self._inner is not None
         with contextlib.suppress(ConnectionClosedError):
             self._inner.configure(keyterms, features)
 
     def op_finalize(self, channel: int | None) -> None:
+        """Runner op: send a Finalize on the current socket."""
         assert self._inner is not None
         self._inner.post_finalize(channel)
 
     def op_close_stream(self) -> None:
+        """Runner op: send CloseStream on the current socket."""
         assert self._inner is not None
         self._inner.post_close_stream()
 
     def op_emit(self, event: Event) -> None:
+        """Runner op: hand an event to the app."""
         with self._lock:
             self._buffer.push(event)
             self._changed.notify_all()

@@ -100,8 +100,10 @@ def _server_rules(options: LiveOptions | FluxOptions) -> str | None:
     elif _is_flux_model(options.model):
         return f"Model {options.model!r} is a Flux model: connect to /v2/listen instead."
     encoding = options.encoding
-    if encoding is None:  # a container (mp3, ogg, ...): accepted, counted, not transcribed
-        return None
+    if encoding is None:
+        if isinstance(options, FluxOptions):  # Flux takes raw audio only
+            return "encoding is required on /v2/listen: Flux needs raw audio (e.g. linear16)."
+        return None  # a container (mp3, ogg, ...): accepted, counted, not transcribed
     if encoding not in SUPPORTED_ENCODINGS:
         return (
             f"The dgproto emulator cannot decode encoding={encoding}; use one of "
