@@ -27,6 +27,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+from dgproto._fragments import FRAGMENT_ALLOWANCE
 from dgproto._inbound import (
     BINARY,
     CLOSE,
@@ -220,16 +221,24 @@ def test_errors_carry_wsproto_close_codes() -> None:
     assert InboundParser().feed(frame(8, close_payload(4000, b"why"))) == [(CLOSE, (4000, "why"))]
 
 
-def test_an_empty_continuation_flood_stores_nothing() -> None:
-    """Each empty frame costs a few operations and no memory, however many arrive."""
+def test_an_empty_continuation_flood_stores_nothing_and_is_cut_short() -> None:
+    """Each empty frame costs a few operations and no memory; past the allowance, 1009."""
     parser = InboundParser(1 << 20)
     assert parser.feed(frame(1, b"start", fin=False)) == []
-    flood = frame(0, fin=False) * 50_000
-    for _ in range(4):
-        assert parser.feed(flood) == []
-        assert parser._parts == [b"start"] or parser._parts == ["start"]
-        assert parser._held == b""
-    assert parser.feed(frame(0, b"!")) == [(TEXT, "start!")]
+    assert parser.feed(frame(0, fin=False) * (FRAGMENT_ALLOWANCE + 4)) == []
+    assert parser._parts == [b"start"] or parser._parts == ["start"]
+    assert parser._held == b""
+    events = parser.feed(frame(0, fin=False) * 2)
+    frames = FRAGMENT_ALLOWANCE + 6
+    reason = f"message split into {frames} frames, more than {FRAGMENT_ALLOWANCE} plus one per payload byte"
+    assert events == [(ERROR, (1009, reason))]
+    assert parser.feed(frame(0, b"!")) == []
+
+
+def test_the_fragment_allowance_is_per_message() -> None:
+    parser = InboundParser(1 << 20)
+    flood = frame(1, b"a", fin=False) + frame(0, fin=False) * (FRAGMENT_ALLOWANCE - 1) + frame(0)
+    assert parser.feed(flood * 3) == [(TEXT, "a")] * 3
 
 
 def test_a_message_over_the_limit_fails_as_its_pieces_arrive() -> None:
