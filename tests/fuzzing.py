@@ -43,6 +43,7 @@ from dgproto.emulator._connection import EmulatorConnection, EmulatorState
 from dgproto.emulator._recognizer import ScriptedRecognizer
 
 from .helpers import FIXTURES, close_payload, raw_frame, split_at
+from .inbound_diff import compare, run_both
 
 #: CPU seconds any one input may cost, plus this much per byte of it. Generous (the
 #: suite runs under coverage on shared cores); a quadratic path blows through it.
@@ -544,9 +545,6 @@ def run_emulator(case: EmulatorCase) -> int:
 def run_inbound(src: Source) -> int:
     """Server frames after the handshake: ``InboundParser`` and the connection's receive
     path against wsproto's parser (tests/inbound_diff.py), the stream split anywhere."""
-    from .inbound_diff import compare
-    from .test_inbound import run_both
-
     frames = []
     for _ in range(src.integer(0, 8)):
         if src.chance(3):

@@ -20,15 +20,88 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from wsproto import WSConnection
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    Request,
+    TextMessage,
+)
 from wsproto.frame_protocol import FrameDecoder
 
 from dgproto import Closed, Config, Connected, ListenConnection, LiveOptions
-from dgproto._inbound import BINARY, CLOSE, ERROR, PING, TEXT
+from dgproto._inbound import BINARY, CLOSE, ERROR, PING, PONG, TEXT, InboundParser
 from dgproto._messages import decode_binary, decode_message
 from dgproto._options import Auth
 
-from .fuzzing import render_handshake
-from .test_inbound import WsprotoOracle
+Outcome = list[list[tuple[Any, ...]]]
+
+
+class WsprotoOracle:
+    """wsproto's parser plus ListenConnection's reassembly and size check (as of wsproto)."""
+
+    def __init__(self, max_size: int | None) -> None:
+        self.conn = Connection(ConnectionType.CLIENT)
+        self.max = max_size
+        self.parts: list[Any] = []
+        self.size = 0
+        self.done = False
+
+    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        if self.done:
+            return out
+        self.conn.receive_data(data)
+        for event in self.conn.events():
+            if isinstance(event, (TextMessage, BytesMessage)):
+                self.size += len(event.data)
+                if self.max is not None and self.size > self.max:
+                    reason = (
+                        f"message of at least {self.size} characters exceeds "
+                        f"max_message_size={self.max}"
+                    )
+                    out.append((ERROR, 1009, reason))
+                    self.done = True
+                    return out
+                self.parts.append(event.data)
+                if event.message_finished:
+                    if isinstance(event, TextMessage):
+                        out.append((TEXT, "".join(self.parts)))
+                    else:
+                        out.append((BINARY, b"".join(bytes(p) for p in self.parts)))
+                    self.parts = []
+                    self.size = 0
+            elif isinstance(event, Ping):
+                out.append((PING, bytes(event.payload)))
+            elif isinstance(event, Pong):
+                out.append((PONG, bytes(event.payload)))
+            else:
+                assert isinstance(event, CloseConnection)
+                peer_closed = self.conn.state is ConnectionState.REMOTE_CLOSING
+                out.append((CLOSE if peer_closed else ERROR, int(event.code), event.reason))
+                self.done = True
+                return out
+        return out
+
+
+def run_both(chunks: list[bytes], max_size: int | None = None) -> tuple[Outcome, Outcome]:
+    oracle = WsprotoOracle(max_size)
+    parser = InboundParser(max_size)
+    theirs: Outcome = []
+    ours: Outcome = []
+    for chunk in chunks:
+        theirs.append(oracle.feed(chunk))
+        events = []
+        for kind, value in parser.feed(chunk):
+            events.append((kind, *value) if kind in (CLOSE, ERROR) else (kind, value))
+        ours.append(events)
+        # bounded by design: at most a frame header or one control frame held back
+        assert len(parser._held) <= 127
+    return theirs, ours
 
 
 def open_connection(max_size: int, first: bytes = b"") -> ListenConnection:
@@ -40,8 +113,10 @@ def open_connection(max_size: int, first: bytes = b"") -> ListenConnection:
         config=Config(max_message_size=max_size, ping_interval=None),
     )
     conn.connect(now=0.0)
-    request = conn.data_to_send()
-    conn.receive_data(render_handshake(("accept", None), request) + first, now=0.0)
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(conn.data_to_send())
+    assert isinstance(next(server.events()), Request)
+    conn.receive_data(server.send(AcceptConnection()) + first, now=0.0)
     return conn
 
 

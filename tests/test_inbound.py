@@ -10,21 +10,15 @@ close code and reason).
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wsproto import WSConnection
-from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.connection import ConnectionType
 from wsproto.events import (
     AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
     Request,
-    TextMessage,
 )
 
 from dgproto._fragments import FRAGMENT_ALLOWANCE
@@ -32,77 +26,13 @@ from dgproto._inbound import (
     BINARY,
     CLOSE,
     ERROR,
-    PING,
     PONG,
     TEXT,
     InboundParser,
     take_after_handshake,
 )
 
-Outcome = list[list[tuple[Any, ...]]]
-
-
-class WsprotoOracle:
-    """wsproto's parser plus ListenConnection's reassembly and size check (as of wsproto)."""
-
-    def __init__(self, max_size: int | None) -> None:
-        self.conn = Connection(ConnectionType.CLIENT)
-        self.max = max_size
-        self.parts: list[Any] = []
-        self.size = 0
-        self.done = False
-
-    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
-        if self.done:
-            return out
-        self.conn.receive_data(data)
-        for event in self.conn.events():
-            if isinstance(event, (TextMessage, BytesMessage)):
-                self.size += len(event.data)
-                if self.max is not None and self.size > self.max:
-                    reason = (
-                        f"message of at least {self.size} characters exceeds "
-                        f"max_message_size={self.max}"
-                    )
-                    out.append((ERROR, 1009, reason))
-                    self.done = True
-                    return out
-                self.parts.append(event.data)
-                if event.message_finished:
-                    if isinstance(event, TextMessage):
-                        out.append((TEXT, "".join(self.parts)))
-                    else:
-                        out.append((BINARY, b"".join(bytes(p) for p in self.parts)))
-                    self.parts = []
-                    self.size = 0
-            elif isinstance(event, Ping):
-                out.append((PING, bytes(event.payload)))
-            elif isinstance(event, Pong):
-                out.append((PONG, bytes(event.payload)))
-            else:
-                assert isinstance(event, CloseConnection)
-                peer_closed = self.conn.state is ConnectionState.REMOTE_CLOSING
-                out.append((CLOSE if peer_closed else ERROR, int(event.code), event.reason))
-                self.done = True
-                return out
-        return out
-
-
-def run_both(chunks: list[bytes], max_size: int | None = None) -> tuple[Outcome, Outcome]:
-    oracle = WsprotoOracle(max_size)
-    parser = InboundParser(max_size)
-    theirs: Outcome = []
-    ours: Outcome = []
-    for chunk in chunks:
-        theirs.append(oracle.feed(chunk))
-        events = []
-        for kind, value in parser.feed(chunk):
-            events.append((kind, *value) if kind in (CLOSE, ERROR) else (kind, value))
-        ours.append(events)
-        # bounded by design: at most a frame header or one control frame held back
-        assert len(parser._held) <= 127
-    return theirs, ours
+from .inbound_diff import Outcome, run_both
 
 
 def frame(
@@ -230,7 +160,10 @@ def test_an_empty_continuation_flood_stores_nothing_and_is_cut_short() -> None:
     assert parser._held == b""
     events = parser.feed(frame(0, fin=False) * 2)
     frames = FRAGMENT_ALLOWANCE + 6
-    reason = f"message split into {frames} frames, more than {FRAGMENT_ALLOWANCE} plus one per payload byte"
+    reason = (
+        f"message split into {frames} frames, more than {FRAGMENT_ALLOWANCE} plus one per "
+        "payload byte"
+    )
     assert events == [(ERROR, (1009, reason))]
     assert parser.feed(frame(0, b"!")) == []
 
