@@ -236,10 +236,10 @@ class Word(tuple[Any, ...]):
         raise attrs.exceptions.FrozenInstanceError
 
 
-if not TYPE_CHECKING:  # the attributes: C-level getters over the tuple
-    for _index, _name in enumerate(_WORD_NAMES):
-        setattr(Word, _name, property(itemgetter(_index), doc=f"The word's ``{_name}``."))
-    del _index, _name
+# The attributes: C-level getters over the tuple (declared for type checkers above).
+for _index, _name in enumerate(_WORD_NAMES):
+    setattr(Word, _name, property(itemgetter(_index), doc=f"The word's ``{_name}``."))
+del _index, _name
 
 
 @attrs.frozen(kw_only=True)
