@@ -476,3 +476,34 @@ def test_a_bearer_session_file_holds_no_token() -> None:
     assert pipe.recording().accepted
     for part in jwt.split("."):
         assert part not in text
+
+
+def test_server_messages_are_spliced_raw_and_read_back_byte_for_byte() -> None:
+    out: list[str] = []
+    tap = WireTap(out.append)
+    tap.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+    tap.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    messages = [
+        '{"type": "Results",  "x": "a\\u2028b \u2028 c"}',  # odd spacing, a line separator
+        '{"type": "Results", "broken": }',  # not JSON, yet braced: spliced, still loads
+        '{"two":\n"lines"}',  # a newline: escaped as a "text" string instead
+        "plain text",
+        '{"kind":"text","json":{}}',  # the marker inside a message
+    ]
+    for message in messages:
+        tap.received(_frame(1, message.encode()), 0.1)
+    lines = "".join(out).split("\n")
+    assert [json.loads(line) for line in lines if line and "broken" not in line]
+    assert sum('"json":' in line for line in lines) == 3
+    recording = read_recording(lines)
+    assert [f.text for f in recording.frames] == messages
+    assert recording.frames[0].message_type == "Results"
+    bad = '{"type":"frame","t":0,"audio":null,"dir":"recv","kind":"text","json":{"a":1'
+    with pytest.raises(RecordingError, match="not JSON"):
+        read_recording([*lines[:3], bad])
+    not_a_frame = '{"type":"x","kind":"text","json":{}}'
+    with pytest.raises(RecordingError, match="unexpected record"):
+        read_recording([*lines[:3], not_a_frame])
+    broken_head = '{"type":"frame",,"kind":"text","json":{}}'
+    with pytest.raises(RecordingError, match="not JSON"):
+        read_recording([*lines[:3], broken_head])

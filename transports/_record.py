@@ -193,7 +193,7 @@ def load_recordings(path: str | os.PathLike[str]) -> list[Recording]:
     with open(path, "rb") as file:
         raw = file.read()
     try:
-        lines = raw.decode("utf-8").splitlines()
+        lines = raw.decode("utf-8").split("\n")  # not splitlines(): U+2028 is text
     except UnicodeDecodeError as exc:
         raise RecordingError(f"not a text file ({exc.reason})") from None
     return read_recordings(lines, _sidecar(path, lines))
