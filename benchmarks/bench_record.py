@@ -47,7 +47,7 @@ def _tap(sink: Any, sidecar: bool) -> WireTap:
     """A tap past the handshake writing lines to ``sink`` (a real text file)."""
     tap = WireTap(sink.write, sidecar="bench.audio" if sidecar else None)
     if sidecar:
-        tap._flush_audio = tap.audio_buffer.clear  # the file write is in the whole-path rows
+        tap._flush_audio = tap.take_audio  # the file write is in the whole-path rows
     tap.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
     tap.received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", 0.0)
     return tap
@@ -109,13 +109,13 @@ def variants(
     plain_stream = stream()
     path = os.path.join(folder, f"bench-{time.monotonic_ns()}.jsonl")
     sidecar_stream = stream(record=path)
-    inline_file = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
+    inline_file = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))  # noqa: SIM115
     inline_stream = stream(record=inline_file)
 
     plain, _ = open_dgproto()
     taped, _ = open_dgproto()
     inline, _ = open_dgproto()
-    lines = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
+    lines = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))  # noqa: SIM115
     tap, inline_tap = _tap(lines, True), _tap(lines, False)
 
     def send_core() -> object:

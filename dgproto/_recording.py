@@ -340,7 +340,7 @@ class Recorder:
     def text(
         self,
         direction: Direction,
-        payload: bytes,
+        payload: bytes | bytearray,
         now: float,
         audio: float | None,
         sidecar: int | None = None,

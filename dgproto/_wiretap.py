@@ -45,6 +45,10 @@ def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
     return lines[0], headers
 
 
+def _nothing() -> None:
+    """``flush_audio`` when the owner takes the audio only at the end."""
+
+
 def _unmasked_frame(payload: bytes) -> bytes:
     """A whole binary frame carrying ``payload``, unmasked (for the sidecar)."""
     size = len(payload)
@@ -65,7 +69,7 @@ class _Frames:
         self._opcode = 0
         self._parts: list[bytes] = []
 
-    def feed(self, data: bytes) -> list[tuple[Kind, bytes, int]]:
+    def feed(self, data: bytes | bytearray) -> list[tuple[Kind, bytes, int]]:
         """Complete messages/control frames as ``(kind, payload, fragment bytes)``.
 
         The third item counts a binary message's payload bytes that arrived in this call,
@@ -131,13 +135,13 @@ class WireTap:
     ) -> None:
         self._write = write
         self._recorder = Recorder(secrets=secrets)
-        #: sidecar records not yet written to the file (see the module docs)
-        self.audio_buffer = bytearray()
+        #: sidecar records not yet taken (``take_audio``); ``None``: audio goes inline
+        self.audio_buffer: bytearray | None = None if sidecar is None else bytearray()
         self._sidecar = sidecar
         self._sidecar_base = sidecar_offset
-        #: the sidecar's size once the buffer is written: the frame lines' ``sidecar``
-        self._sidecar_pos: int | None = None if sidecar is None else sidecar_offset
-        self._flush_audio = flush_audio
+        #: sidecar bytes taken so far, counted from the sidecar file's start
+        self._sidecar_taken = sidecar_offset
+        self._flush_audio: Callable[[], object] = flush_audio or _nothing
         self._t0 = 0.0
         self._out_head = bytearray()
         self._in_head = bytearray()
@@ -150,14 +154,30 @@ class WireTap:
         self._done = False
 
     @property
+    def _sidecar_pos(self) -> int | None:
+        """The sidecar's size once everything buffered is written (``None``: no sidecar)."""
+        buffer = self.audio_buffer
+        return None if buffer is None else self._sidecar_taken + len(buffer)
+
+    def take_audio(self) -> bytes:
+        """The sidecar records buffered so far, for the owner to append to the file."""
+        buffer = self.audio_buffer
+        if not buffer:
+            return b""
+        data = bytes(buffer)
+        buffer.clear()
+        self._sidecar_taken += len(data)
+        return data
+
+    @property
     def audio_seconds(self) -> float | None:
         """The client's audio clock as the tap counts it (``None``: no fixed byte rate)."""
         return None if self._bps is None else self._audio_bytes / self._bps
 
-    def sent(self, data: bytes, now: float) -> None:
+    def sent(self, data: bytes | bytearray, now: float) -> None:
         """Bytes the client wrote (``data_to_send()``), in order."""
         frames = self._out_frames
-        if frames is not None and not self._done and not frames.buffer and data[:1] == b"\x82":
+        if frames is not None and data[:1] == b"\x82" and not frames.buffer and not self._done:
             # The hot path: exactly one whole audio frame, as send_audio() makes it.
             second = data[1] if len(data) > 1 else 0
             length, head = second & 0x7F, 6
@@ -165,16 +185,14 @@ class WireTap:
                 length, head = int.from_bytes(data[2:4], "big"), 8
             if second & 0x80 and second != 0xFF and head + length == len(data) and length:
                 self._audio_bytes += length
-                pos = self._sidecar_pos
-                if pos is None:
-                    payload = apply_mask(data[head:], data[head - 4 : head])
+                buffer = self.audio_buffer
+                if buffer is None:
+                    payload = apply_mask(bytes(data[head:]), bytes(data[head - 4 : head]))
                     self._write(self._recorder.audio(payload, now, self.audio_seconds))
                     return
-                buffer = self.audio_buffer
                 buffer += _pack_t(now - self._t0)
                 buffer += data
-                self._sidecar_pos = pos + 8 + len(data)
-                if len(buffer) > AUDIO_FLUSH and self._flush_audio is not None:
+                if len(buffer) > AUDIO_FLUSH:
                     self._flush_audio()
                 return
         if self._done or not data:
@@ -190,7 +208,7 @@ class WireTap:
             data = rest
         self._frames("send", frames.feed(data), now)
 
-    def received(self, data: bytes, now: float) -> None:
+    def received(self, data: bytes | bytearray, now: float) -> None:
         """Bytes the client read (what it passed to ``receive_data()``), in order."""
         frames = self._in_frames
         if frames is not None and not frames.buffer and data[:1] == b"\x81":
@@ -283,11 +301,10 @@ class WireTap:
                 self._audio_bytes += audio
             if kind == "binary" and not payload and audio:
                 continue  # a fragment of a longer message: recorded when it completes
-            pos = self._sidecar_pos
-            if direction == "send" and kind == "binary" and pos is not None:
-                record = _pack_t(now - self._t0) + _unmasked_frame(payload)
-                self.audio_buffer += record
-                self._sidecar_pos = pos + len(record)
+            buffer = self.audio_buffer
+            if direction == "send" and kind == "binary" and buffer is not None:
+                buffer += _pack_t(now - self._t0)
+                buffer += _unmasked_frame(payload)
                 continue
             self._write(
                 frame(

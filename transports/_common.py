@@ -525,7 +525,7 @@ class WireTrace:
     def sent(self, data: bytes | bytearray) -> None:
         recorder = self._recorder
         if recorder is not None:
-            recorder.sent(bytes(data), self._clock())
+            recorder.sent(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"GET "):
@@ -536,7 +536,7 @@ class WireTrace:
     def received(self, data: bytes | bytearray) -> None:
         recorder = self._recorder
         if recorder is not None:
-            recorder.received(bytes(data), self._clock())
+            recorder.received(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"HTTP/"):

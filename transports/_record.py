@@ -131,16 +131,14 @@ class SessionRecorder:
 
     def _flush_audio(self) -> None:
         with self._lock:
-            buffer = self._tap.audio_buffer
-            if self._closed or self._sidecar is None:
-                buffer.clear()
+            data = self._tap.take_audio()
+            if self._closed or self._sidecar is None or not data:
                 return
             try:
-                self._sidecar.write(buffer)
-                self._sink.sidecar_size += len(buffer)
+                self._sidecar.write(data)
+                self._sink.sidecar_size += len(data)
             except (OSError, ValueError) as exc:
                 self._fail(exc)
-            buffer.clear()
 
     def _fail(self, exc: BaseException) -> None:
         logger.warning("recording stopped: %s", exc)
