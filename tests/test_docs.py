@@ -239,7 +239,9 @@ def test_record_replay_guide_replays_what_it_recorded(tmp_path: Path) -> None:
     replayed = program["replay"](audio, path)
     assert [e.transcript for e in replayed] == [e.transcript for e in recorded]
     assert [round(e.start, 3) for e in replayed] == [round(e.start, 3) for e in recorded]
-    assert " ".join(e.transcript for e in recorded if e.transcript) == "recorded once replayed often"
+    assert (
+        " ".join(e.transcript for e in recorded if e.transcript) == "recorded once replayed often"
+    )
 
 
 def test_every_guide_is_tested() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from dgproto import Auth, LiveOptions
 from dgproto._recording import (
     REDACTED,
+    SIDECAR_T,
     Recorder,
     RecordingError,
     read_recording,
@@ -507,3 +508,41 @@ def test_server_messages_are_spliced_raw_and_read_back_byte_for_byte() -> None:
     broken_head = '{"type":"frame",,"kind":"text","json":{}}'
     with pytest.raises(RecordingError, match="not JSON"):
         read_recording([*lines[:3], broken_head])
+
+
+def test_sidecar_tap_flushes_big_buffers_and_stores_reassembled_frames() -> None:
+    from dgproto._recording import read_recordings
+    from dgproto._wiretap import AUDIO_FLUSH
+
+    flushed: list[bytes] = []
+    lines: list[str] = []
+    tap = WireTap(
+        lines.append, sidecar="s.audio", flush_audio=lambda: flushed.append(tap.take_audio())
+    )
+    alone = WireTap(lines.append, sidecar="t.audio")  # nobody flushes: it keeps buffering
+    for t in (tap, alone):
+        t.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+        t.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    chunk = _frame(2, bytes(60000), mask=b"abcd")
+    for _ in range(AUDIO_FLUSH // len(chunk) + 1):
+        tap.sent(chunk, 0.1)
+        alone.sent(chunk, 0.1)
+    assert flushed
+    assert len(flushed[0]) > AUDIO_FLUSH
+    assert alone.audio_buffer is not None
+    assert len(alone.audio_buffer) > AUDIO_FLUSH
+    # Several frames in one write take the general path: stored unmasked, any size.
+    out: list[str] = []
+    general = WireTap(out.append, sidecar="g.audio")
+    general.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+    general.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    sizes = [10, 300, 70000]
+    general.sent(b"".join(_frame(2, bytes([n % 251]) * n, mask=b"wxyz") for n in sizes), 0.2)
+    assert general.take_audio() == b"".join(
+        SIDECAR_T.pack(0.2) + _frame(2, bytes([n % 251]) * n) for n in sizes
+    )
+    assert general.take_audio() == b""
+    general.received(_frame(1, b'{"type":"Metadata"}'), 0.3)
+    sidecar = b"".join(SIDECAR_T.pack(0.2) + _frame(2, bytes([n % 251]) * n) for n in sizes)
+    (recording,) = read_recordings(out, sidecar)
+    assert [len(f.data) for f in recording.frames if f.kind == "binary"] == sizes
