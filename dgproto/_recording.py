@@ -284,11 +284,10 @@ class Recorder:
     def _stamp(self, now: float, audio: float | None) -> str:
         """``T,"audio":A`` with six decimals: one ``%`` costs a third of ``repr(round())``
         twice, which was most of the inbound recording cost."""
-        if self._start is None:
-            self._start = now
+        start = now if self._start is None else self._start  # the request set it
         if audio is None:
-            return '%.6f,"audio":null' % (now - self._start)
-        return '%.6f,"audio":%.6f' % (now - self._start, audio)  # noqa: UP031
+            return '%.6f,"audio":null' % (now - start)
+        return '%.6f,"audio":%.6f' % (now - start, audio)  # noqa: UP031
 
     def header(self, sidecar: str | None = None, offset: int = 0) -> str:
         """A socket's first line: ``sidecar`` names the raw audio file (``None``: audio
@@ -297,11 +296,6 @@ class Recorder:
         if offset:
             header["offset"] = offset
         return _dumps(header)
-
-    def elapsed(self, now: float) -> float:
-        """``now`` as seconds since the request (unrounded, for the sidecar's doubles)."""
-        start = self._start
-        return 0.0 if start is None else now - start
 
     def request(
         self, *, method: str, target: str, headers: Iterable[tuple[str, str]], now: float

@@ -546,3 +546,13 @@ def test_sidecar_tap_flushes_big_buffers_and_stores_reassembled_frames() -> None
     sidecar = b"".join(SIDECAR_T.pack(0.2) + _frame(2, bytes([n % 251]) * n) for n in sizes)
     (recording,) = read_recordings(out, sidecar)
     assert [len(f.data) for f in recording.frames if f.kind == "binary"] == sizes
+
+
+def test_sidecar_audio_of_a_request_without_a_byte_rate_has_no_clock() -> None:
+    out: list[str] = []
+    tap = WireTap(out.append, sidecar="x.audio")
+    tap.sent(b"GET /v1/listen?sample_rate=abc HTTP/1.1\r\n\r\n", 0.0)
+    tap.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    tap.sent(_frame(2, bytes(640), mask=b"abcd"), 0.1)
+    (frame,) = read_recording(out, tap.take_audio()).frames
+    assert (frame.kind, frame.audio, frame.t) == ("binary", None, 0.1)
