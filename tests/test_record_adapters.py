@@ -274,3 +274,26 @@ def test_a_failing_write_stops_recording_not_the_session(
         closed = stream.close()
     assert closed.code == 1000
     assert "recording stopped" in caplog.text
+
+
+def test_an_exception_in_the_block_still_leaves_a_whole_file(
+    tmp_path: Path, driver: Driver, deepgram_emulator_factory: EmulatorFactory
+) -> None:
+    live = deepgram_emulator_factory()
+    path = tmp_path / "crashed.jsonl"
+
+    async def crash(d: Driver) -> None:
+        async with d.connect(options=OPTIONS, url=live.url, api_key=KEY, record=path) as stream:
+            await stream.send_audio(SPEECH[:6400])
+            raise LookupError("the app broke")
+
+    with pytest.raises(BaseException) as caught:  # which one: checked below
+        driver.run(crash)
+    error: Any = caught.value
+    while not isinstance(error, LookupError):  # trio's driver hands it over in a group
+        (error,) = error.exceptions
+    assert not open_files(tmp_path)
+    recording = load_recording(path)
+    assert recording.accepted
+    audio = b"".join(f.data for f in recording.frames if f.kind == "binary")
+    assert audio == SPEECH[:6400]

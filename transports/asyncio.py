@@ -438,7 +438,7 @@ async def connect(
     connect on connection errors and 429/5xx.
 
     ``record="session.jsonl"`` (a path, or a text file object) records the session for
-    ``dgproto replay`` and the emulator's replay: see the README's "Recording and replay"
+    ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
     (credentials are never written; with ``reconnect=``, each socket in turn).
 
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
