@@ -35,7 +35,7 @@ import re
 import ssl
 import urllib.parse
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
@@ -54,6 +54,7 @@ from dgproto._options import Auth, LiveOptions, redact_query
 from dgproto._state import State
 
 from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
+from ._record import RecordSink, SessionRecorder
 
 __all__ = [
     "API_KEY_ENV",
@@ -217,6 +218,8 @@ class Plan:
     ssl_context: ssl.SSLContext | None
     #: The HTTP CONNECT proxy to tunnel through, if any.
     proxy: Proxy | None = None
+    #: This socket's recorder (``connect(..., record=)``), handed to the ``WireTrace``.
+    recorder: SessionRecorder | None = None
 
 
 def make_plan(
@@ -230,8 +233,12 @@ def make_plan(
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordSink | None = None,
 ) -> Plan:
-    """Validate ``connect``'s arguments and build the (not yet connected) core."""
+    """Validate ``connect``'s arguments and build the (not yet connected) core.
+
+    ``record`` (from ``record_sink``) gives the socket a recorder that knows every
+    credential in play, so it can scrub them wherever they appear."""
     endpoint = parse_url(url)
     tunnel = select_proxy(proxy, host=endpoint.host, tls=endpoint.tls)
     context = tls_context(endpoint, ssl_context)
@@ -246,7 +253,19 @@ def make_plan(
         config=config,
         extra_headers=extra_headers,
     )
-    return Plan(endpoint=endpoint, conn=conn, ssl_context=context, proxy=tunnel)
+    recorder = None
+    if record is not None:
+        recorder = record.session(secrets=_secrets(credentials, tunnel))
+    return Plan(endpoint=endpoint, conn=conn, ssl_context=context, proxy=tunnel, recorder=recorder)
+
+
+def _secrets(credentials: Auth, proxy: Proxy | None) -> list[str]:
+    """Every credential this socket knows, as the recorder must scrub them."""
+    out = [value.decode("latin-1").partition(" ")[2] for _, value in credentials.headers()]
+    out += credentials.subprotocols()[1:]
+    if proxy is not None and proxy.authorization:
+        out += [proxy.authorization, proxy.authorization.partition(" ")[2]]
+    return [secret for secret in out if secret]
 
 
 # --------------------------------------------------------------------------- events
@@ -474,6 +493,11 @@ def redact_request(data: bytes | bytearray) -> str:
     return " ".join(words) + newline + rest
 
 
+def _no_clock() -> float:
+    """The clock of a trace that records nothing."""
+    return 0.0
+
+
 class WireTrace:
     """The DEBUG wire trace: handshake heads (secrets redacted), byte counts, event types.
 
@@ -483,8 +507,25 @@ class WireTrace:
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
+        self._recorder: SessionRecorder | None = None
+        self._clock: Callable[[], float] = _no_clock
+
+    def record(self, recorder: SessionRecorder | None, clock: Callable[[], float]) -> None:
+        """Also feed the bytes to ``recorder`` (``connect(..., record=)``), stamped with
+        ``clock`` (the adapter's, the one it passes the core). Call ``close_recording``
+        when the socket is done."""
+        self._recorder = recorder
+        self._clock = clock
+
+    def close_recording(self) -> None:
+        """The socket is done: the recorder writes what it holds and closes its files."""
+        if self._recorder is not None:
+            self._recorder.close(self._clock())
 
     def sent(self, data: bytes | bytearray) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.sent(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"GET "):
@@ -493,6 +534,9 @@ class WireTrace:
             self.logger.debug("-> %d bytes", len(data))
 
     def received(self, data: bytes | bytearray) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.received(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"HTTP/"):

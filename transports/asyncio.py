@@ -52,6 +52,7 @@ from ._common import (
 )
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
+from ._record import RecordTarget, record_sink
 
 __all__ = ["ListenStream", "ReconnectingStream", "connect"]
 
@@ -411,6 +412,7 @@ async def connect(
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordTarget | None = None,
 ) -> AsyncIterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
@@ -435,6 +437,10 @@ async def connect(
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
     connect on connection errors and 429/5xx.
 
+    ``record="session.jsonl"`` (a path, or a text file object) records the session for
+    ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
+    (credentials are never written; with ``reconnect=``, each socket in turn).
+
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
@@ -449,6 +455,7 @@ async def connect(
         ssl_context=ssl_context,
         extra_headers=extra_headers,
         proxy=proxy,
+        record=record_sink(record),
     )
     first = plan()  # the arguments are checked here, before any network
     policy = reconnect_policy(reconnect)
@@ -465,11 +472,15 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
     """One socket, no reconnect: what ``connect`` does by default."""
     loop = asyncio.get_running_loop()
     protocol = _Protocol(plan.conn, started=loop.time())
+    protocol.trace.record(plan.recorder, loop.time)
     try:
         await _open_connection(plan, protocol)
         yield ListenStream(protocol)
     finally:
-        await protocol.shutdown()
+        try:
+            await protocol.shutdown()
+        finally:
+            protocol.trace.close_recording()
 
 
 class _Signal:

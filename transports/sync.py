@@ -60,6 +60,7 @@ from ._common import (
 )
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import LISTEN_RESUME, ReconnectingState, Session, drive_sync
+from ._record import RecordTarget, record_sink
 
 __all__ = ["ListenStream", "ReconnectingStream", "connect"]
 
@@ -444,11 +445,15 @@ def _open(plan: Plan) -> ListenStream:
     except BaseException:
         sock.close()
         raise
+    stream._trace.record(plan.recorder, time.monotonic)
     try:
         stream._handshake(started)
         stream._start()
     except BaseException:
-        stream._close()
+        try:
+            stream._close()
+        finally:
+            stream._trace.close_recording()
         raise
     return stream
 
@@ -466,6 +471,7 @@ def connect(
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordTarget | None = None,
 ) -> Iterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``with connect(options, api_key=k) as stream``.
 
@@ -491,6 +497,10 @@ def connect(
     ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
     connect on connection errors and 429/5xx.
+
+    ``record="session.jsonl"`` (a path, or a text file object) records the session for
+    ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
+    (credentials are never written; with ``reconnect=``, each socket in turn).
     """
     plan = functools.partial(
         make_plan,
@@ -503,6 +513,7 @@ def connect(
         ssl_context=ssl_context,
         extra_headers=extra_headers,
         proxy=proxy,
+        record=record_sink(record),
     )
     first = plan()  # the arguments are checked here, before any network
     policy = reconnect_policy(reconnect)
@@ -526,7 +537,10 @@ def _connect_one(plan: Plan) -> Iterator[ListenStream]:
     try:
         yield stream
     finally:
-        stream._close()
+        try:
+            stream._close()
+        finally:
+            stream._trace.close_recording()
 
 
 class ReconnectingStream(ReconnectingState):

@@ -60,6 +60,7 @@ from ._common import (
 )
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv, Proxy
 from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
+from ._record import RecordTarget, record_sink
 
 __all__ = ["ListenStream", "ReconnectingStream", "connect"]
 
@@ -372,6 +373,7 @@ async def connect(
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordTarget | None = None,
 ) -> AsyncIterator[ListenStream | ReconnectingStream]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
@@ -396,6 +398,10 @@ async def connect(
     replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
     connect on connection errors and 429/5xx.
 
+    ``record="session.jsonl"`` (a path, or a text file object) records the session for
+    ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
+    (credentials are never written; with ``reconnect=``, each socket in turn).
+
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
@@ -410,6 +416,7 @@ async def connect(
         ssl_context=ssl_context,
         extra_headers=extra_headers,
         proxy=proxy,
+        record=record_sink(record),
     )
     first = plan()  # the arguments are checked here, before any network
     policy = reconnect_policy(reconnect)
@@ -428,6 +435,7 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
     timeout = plan.conn.config.open_timeout
     transport = await _open_transport(plan, math.inf if timeout is None else started + timeout)
     stream = ListenStream(plan.conn, transport)
+    stream._trace.record(plan.recorder, trio.current_time)
     error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
@@ -444,6 +452,7 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
             finally:
                 stream._abort()
     finally:
+        stream._trace.close_recording()
         await trio.aclose_forcefully(transport)
     if error is not None:
         raise error

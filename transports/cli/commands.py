@@ -136,6 +136,18 @@ def _make_view(args: argparse.Namespace, out: TextIO) -> View:
     return TextView(out, live=True)
 
 
+def _record_path(path: str | None) -> str | None:
+    """``--record FILE``: fail now, in one line, if FILE cannot be written."""
+    if path is None:
+        return None
+    try:
+        with open(path, "w", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {reason(exc)}") from None
+    return path
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     url = check_url(args.url or DEFAULT_URL)
     key = choose_key(url, args.api_key, os.environ)
@@ -160,6 +172,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             steps=audio_steps(source),
             speed=_speed(args, source),
             reconnect=args.reconnect,
+            record=_record_path(args.record),
         )
         return stream(args.transport, job)
     finally:
@@ -401,6 +414,12 @@ def register_transcribe(commands: argparse._SubParsersAction[OneLineParser]) -> 
         help="reconnect by itself after a dropped socket or a retryable close, replaying the "
         "audio not yet final (lossless, one audio clock); reconnects show on the status line "
         "and in the summary",
+    )
+    t.add_argument(
+        "--record",
+        metavar="FILE",
+        help="record the session to FILE (JSON Lines, audio in FILE.audio; credentials "
+        "removed) for `dgproto replay FILE` and `dgproto serve --replay FILE`",
     )
     pace = t.add_mutually_exclusive_group()
     pace.add_argument("--realtime", action="store_true", help="send audio at real time")

@@ -68,6 +68,8 @@ class Job:
     speed: float | None
     #: ``--reconnect``: the adapters' built-in lossless reconnect (``ReconnectPolicy()``).
     reconnect: bool = False
+    #: ``--record FILE``: ``connect(..., record=FILE)``.
+    record: str | None = None
 
     def requests(self) -> Iterator[Request]:
         return plan_requests(self.session, self.steps, self.speed)
@@ -76,6 +78,8 @@ class Job:
         kwargs: dict[str, Any] = {"api_key": self.key.key, "url": self.url, "config": self.config}
         if self.reconnect:
             kwargs["reconnect"] = True
+        if self.record is not None:
+            kwargs["record"] = self.record
         return kwargs
 
 
