@@ -50,8 +50,17 @@ from ._framing import BinaryFrameWriter
 from ._messages import decode_binary, encode_close_stream
 from ._options import Auth, redact_query
 from ._state import Input, State, Table, next_state
+from ._stats import StatsTracker, StreamStats
+from ._utterances import UtteranceTracker
 
-__all__ = ["USER_AGENT", "Session", "StreamConnection", "__version__", "classify_close"]
+__all__ = [
+    "USER_AGENT",
+    "Session",
+    "StreamConnection",
+    "Tracking",
+    "__version__",
+    "classify_close",
+]
 
 __version__ = "0.1.0"
 USER_AGENT = f"dgproto/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
@@ -121,6 +130,10 @@ class StreamConnection(Protocol):
         """Seconds of audio sent; ``None`` without a fixed byte rate."""
 
     @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far (``StreamStats``)."""
+
+    @property
     def bytes_received(self) -> int:
         """Bytes fed to ``receive_data`` (the adapters' event-queue byte bound)."""
 
@@ -156,6 +169,25 @@ class StreamConnection(Protocol):
 
     def abort(self, *, now: float) -> None:
         """Close now, without draining."""
+
+
+@attrs.define
+class Tracking:
+    """The trackers one stream keeps across its sockets (a reconnecting stream's).
+
+    A lone connection makes its own. A reconnecting stream passes one ``Tracking`` to
+    every socket's connection, so the figures add up over the sockets and an utterance
+    in progress survives a drop: ``offset`` (the replay's) puts each socket's events
+    on the stream's clock, and the stream, not a socket, ends the utterances with
+    ``UtteranceTracker.close()`` at its real end.
+    """
+
+    #: ``StatsTracker``, made by the first connection (it knows the audio format).
+    stats: StatsTracker | None = None
+    #: ``UtteranceTracker`` (``/v1/listen``), made by the first connection.
+    utterances: UtteranceTracker | None = None
+    #: Seconds to add to the current socket's timestamps to get stream time.
+    offset: float = 0.0
 
 
 @attrs.define
@@ -205,6 +237,8 @@ class Session:
         table: Table,
         decode: Decoder,
         bytes_per_second: int | None,
+        tracking: Tracking | None = None,
+        channels: int = 1,
     ) -> None:
         self.config = config if config is not None else Config()
         self._auth = auth if auth is not None else Auth.none()
@@ -252,6 +286,19 @@ class Session:
         self._audio_bytes_sent = 0
         self._bytes_per_second = bytes_per_second
 
+        # statistics: one tracker per stream, shared by its sockets when it reconnects
+        #: whether this connection ends the stream's trackers (False: a stream's socket)
+        self._owns_tracking = tracking is None
+        self._tracking = tracking if tracking is not None else Tracking()
+        if self._tracking.stats is None:
+            self._tracking.stats = StatsTracker(
+                bytes_per_second=bytes_per_second, channels=channels
+            )
+        self._stats: StatsTracker = self._tracking.stats
+        self._on_audio = self._stats.on_audio_sent  # bound once: called for every chunk
+        #: the latest ``now`` of an input that can end the connection (for ``Closed``'s time)
+        self._now = 0.0
+
         # wsproto event type -> handler, built once: this is the inbound hot path
         self._dispatch: dict[type, Callable[[Any, float], None]] = {
             TextMessage: self._on_text,
@@ -294,6 +341,11 @@ class Session:
     def audio_bytes_sent(self) -> int:
         """Bytes of audio passed to ``send_audio`` so far."""
         return self._audio_bytes_sent
+
+    @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far, as of the latest ``now`` the core was given."""
+        return self._stats.snapshot()
 
     @property
     def bytes_received(self) -> int:
@@ -383,8 +435,10 @@ class Session:
         if not size:
             return
         self._out.append(self._frame(chunk))
-        self._audio_bytes_sent += size
+        sent = self._audio_bytes_sent = self._audio_bytes_sent + size
         self._last_sent = now
+        bps = self._bytes_per_second
+        self._on_audio(size, None if bps is None else self._tracking.offset + sent / bps, now)
 
     def close_stream(self, *, now: float) -> None:
         """Send ``CloseStream`` and drain: results keep coming until the server closes.
@@ -392,7 +446,7 @@ class Session:
         It queues behind any audio already sent, so Deepgram transcribes all of it.
         """
         self._state = next_state(self._state, Input.CLOSE_STREAM, self._table)
-        self._send_text(encode_close_stream(), now=now)
+        self._send_text(encode_close_stream(), now=now, kind="CloseStream")
         if self.config.close_timeout is not None:
             self._close_deadline = now + self.config.close_timeout
 
@@ -401,7 +455,7 @@ class Session:
 
         Safe to call in any state (a no-op once closed), so adapters call it in cleanup.
         """
-        del now  # nothing to schedule: the connection ends here
+        self._now = now  # nothing to schedule: the connection ends here
         if self._state is State.CLOSED:
             return
         opened = self._state in (State.OPEN, State.CLOSING)
@@ -425,6 +479,7 @@ class Session:
         Never raises because of what the peer sent: protocol violations end the
         connection with ``Closed(error=RemoteProtocolError(...))``.
         """
+        self._now = now
         if self._state is State.IDLE:
             raise LocalProtocolError("receive_data() before connect()", state=self._state)
         if self._state is State.CLOSED:
@@ -444,6 +499,7 @@ class Session:
 
     def receive_eof(self, *, now: float) -> None:
         """The socket reached EOF. Idempotent; a no-op once closed."""
+        self._now = now
         if self._state is State.IDLE:
             raise LocalProtocolError("receive_eof() before connect()", state=self._state)
         if self._state is State.CLOSED:
@@ -472,6 +528,7 @@ class Session:
 
     def handle_timer(self, *, now: float) -> None:
         """Act on every deadline that has passed. Calling it early does nothing."""
+        self._now = now
         state = self._state
         if state is State.CONNECTING:
             if self._open_deadline is not None and now >= self._open_deadline:
@@ -534,9 +591,11 @@ class Session:
 
     # ------------------------------------------------------------------ internals: output
 
-    def _send_text(self, text: str, *, now: float) -> None:
+    def _send_text(self, text: str, *, now: float, kind: str = "") -> None:
+        """Queue a control message; ``kind`` (``"KeepAlive"``, ...) is for the stats."""
         self._out.append(self._ws.send(TextMessage(data=text)))
         self._last_sent = now
+        self._stats.on_text_sent(kind, now)
 
     def _send_ping(self, now: float) -> None:
         self._ping_count += 1
@@ -591,6 +650,7 @@ class Session:
         self._last_sent = now
         if self.config.ping_interval is not None:
             self._ping_at = now + self.config.ping_interval
+        self._stats.on_open(now)
         self._events.append(
             Connected(request_id=self._request_id, headers=headers, subprotocol=event.subprotocol)
         )
@@ -767,4 +827,5 @@ class Session:
             error=error,
             metadata=self._metadata,
         )
+        self._stats.on_close(self._now)
         self._events.append(self._closed)

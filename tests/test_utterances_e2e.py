@@ -1,6 +1,5 @@
-"""The utterance backstop end to end: client core + emulator core in memory, one virtual
-clock, the ``UtteranceTracker`` fed every client event and its deadline armed like the
-core's other timers (how ``ListenConnection`` will drive it once wired in)."""
+"""Utterances end to end: client core + emulator core in memory, one virtual clock. The
+client's own ``Utterance`` events are read; the backstop is one of its timers."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from dgproto import (
     Auth,
     Closed,
     Config,
-    Event,
     ListenConnection,
     LiveOptions,
     Results,
@@ -32,10 +30,9 @@ SPEECH = "Hello world. This is the end."
 
 
 class TrackedSession(MemoryPipe):
-    """A MemoryPipe whose client events also go through an ``UtteranceTracker``."""
+    """A MemoryPipe that notes when the client emitted each event."""
 
     def __init__(self, *, options: LiveOptions, faults: FaultPlan | None, timeout: float) -> None:
-        self.tracker = UtteranceTracker(timeout=timeout)
         server = EmulatorConnection(faults=faults, rng=random.Random(1), wall_time=0.0, now=0.0)
         client = ListenConnection(
             options=options,
@@ -49,25 +46,14 @@ class TrackedSession(MemoryPipe):
     def pump(self) -> None:
         seen = len(self.events)
         super().pump()
-        fresh, self.events = self.events[seen:], self.events[:seen]
-        for event in fresh:
-            if isinstance(event, Utterance):
-                continue  # once the core emits its own: this session tests the tracker
-            self._emit(event)
-            for utterance in self.tracker.handle_event(event, now=self.now):
-                self._emit(utterance)
-
-    def _emit(self, event: Event) -> None:
-        self.times[id(event)] = self.now
-        self.events.append(event)
-
-    def timers(self) -> list[float | None]:
-        return [*super().timers(), self.tracker.deadline()]
+        for event in self.events[seen:]:
+            self.times[id(event)] = self.now
 
     def fire(self) -> None:
+        seen = len(self.events)
         super().fire()
-        for utterance in self.tracker.handle_timer(now=self.now):
-            self._emit(utterance)
+        for event in self.events[seen:]:
+            self.times[id(event)] = self.now
 
     def stream(self, audio: bytes) -> None:
         for i in range(0, len(audio), CHUNK):

@@ -51,7 +51,9 @@ from dgproto._events import (
     Metadata,
 )
 from dgproto._options import Auth, LiveOptions, redact_query
+from dgproto._session import Tracking
 from dgproto._state import State
+from dgproto._stats import StreamStats
 
 from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
 
@@ -230,8 +232,12 @@ def make_plan(
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
     proxy: str | FromEnv | None = FROM_ENV,
+    tracking: Tracking | None = None,
 ) -> Plan:
-    """Validate ``connect``'s arguments and build the (not yet connected) core."""
+    """Validate ``connect``'s arguments and build the (not yet connected) core.
+
+    ``tracking``: a reconnecting stream's, shared by the cores of all its sockets.
+    """
     endpoint = parse_url(url)
     tunnel = select_proxy(proxy, host=endpoint.host, tls=endpoint.tls)
     context = tls_context(endpoint, ssl_context)
@@ -245,6 +251,7 @@ def make_plan(
         path=endpoint.target,
         config=config,
         extra_headers=extra_headers,
+        tracking=tracking,
     )
     return Plan(endpoint=endpoint, conn=conn, ssl_context=context, proxy=tunnel)
 
@@ -432,6 +439,16 @@ class StreamState:
     def reconnects(self) -> int:
         """Always 0: a stream without ``reconnect=`` ends with its socket."""
         return 0
+
+    @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far (``dgproto.StreamStats``), from the core."""
+        return self._conn.stats
+
+    @property
+    def options(self) -> LiveOptions:
+        """The options the stream was opened with."""
+        return self._conn.options
 
     @property
     def state(self) -> State:
