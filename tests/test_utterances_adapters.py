@@ -102,13 +102,11 @@ def test_an_utterance_survives_a_dropped_socket_and_is_reported_once(driver: Dri
     word is in exactly one ``Utterance``, on the stream's clock, and the drop ends none
     (no ``"closed"`` utterance before the real end); the stats add both sockets up."""
     audio = synthesize(SPEECH, sample_rate=RATE) + silence(2.5, sample_rate=RATE)
-    chunk = 3200
 
     async def scenario(d: Driver) -> tuple[Any, list[Event]]:
         async with d.connect(options=OPTIONS, url=srv.url, config=FAST, reconnect=POLICY) as s:
-            for i in range(0, len(audio), chunk):
-                await s.send_audio(audio[i : i + chunk])
-                await d.sleep(0.005)
+            # a reconnecting stream paces too (the replay goes out on the new socket)
+            assert await s.send_paced(audio, speed=10.0, chunk_seconds=0.1) == len(audio)
             await s.close()
             return s, await d.collect(s)
 
