@@ -49,8 +49,17 @@ from ._json import default_loads
 from ._messages import decode_binary, encode_close_stream
 from ._options import Auth, redact_query
 from ._state import Input, State, Table, next_state
+from ._stats import StatsTracker, StreamStats
+from ._utterances import UtteranceTracker
 
-__all__ = ["USER_AGENT", "Session", "StreamConnection", "__version__", "classify_close"]
+__all__ = [
+    "USER_AGENT",
+    "Session",
+    "StreamConnection",
+    "Tracking",
+    "__version__",
+    "classify_close",
+]
 
 __version__ = "0.1.0"
 USER_AGENT = f"dgproto/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
@@ -120,6 +129,10 @@ class StreamConnection(Protocol):
         """Seconds of audio sent; ``None`` without a fixed byte rate."""
 
     @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far (``StreamStats``)."""
+
+    @property
     def bytes_received(self) -> int:
         """Bytes fed to ``receive_data`` (the adapters' event-queue byte bound)."""
 
@@ -155,6 +168,25 @@ class StreamConnection(Protocol):
 
     def abort(self, *, now: float) -> None:
         """Close now, without draining."""
+
+
+@attrs.define
+class Tracking:
+    """The trackers one stream keeps across its sockets (a reconnecting stream's).
+
+    A lone connection makes its own. A reconnecting stream passes one ``Tracking`` to
+    every socket's connection, so the figures add up over the sockets and an utterance
+    in progress survives a drop: ``offset`` (the replay's) puts each socket's events
+    on the stream's clock, and the stream, not a socket, ends the utterances with
+    ``UtteranceTracker.close()`` at its real end.
+    """
+
+    #: ``StatsTracker``, made by the first connection (it knows the audio format).
+    stats: StatsTracker | None = None
+    #: ``UtteranceTracker`` (``/v1/listen``), made by the first connection.
+    utterances: UtteranceTracker | None = None
+    #: Seconds to add to the current socket's timestamps to get stream time.
+    offset: float = 0.0
 
 
 @attrs.define
@@ -204,6 +236,8 @@ class Session:
         table: Table,
         decode: Decoder,
         bytes_per_second: int | None,
+        tracking: Tracking | None = None,
+        channels: int = 1,
     ) -> None:
         self.config = config if config is not None else Config()
         self._auth = auth if auth is not None else Auth.none()
@@ -246,6 +280,19 @@ class Session:
         self._audio_bytes_sent = 0
         self._bytes_per_second = bytes_per_second
 
+        # statistics: one tracker per stream, shared by its sockets when it reconnects
+        #: whether this connection ends the stream's trackers (False: a stream's socket)
+        self._owns_tracking = tracking is None
+        self._tracking = tracking if tracking is not None else Tracking()
+        if self._tracking.stats is None:
+            self._tracking.stats = StatsTracker(
+                bytes_per_second=bytes_per_second, channels=channels
+            )
+        self._stats: StatsTracker = self._tracking.stats
+        self._on_audio = self._stats.on_audio_sent  # bound once: called for every chunk
+        #: the latest ``now`` of an input that can end the connection (for ``Closed``'s time)
+        self._now = 0.0
+
         # the handshake's wsproto events -> handler
         self._dispatch: dict[type, Callable[[Any, float], None]] = {
             AcceptConnection: self._on_accept,
@@ -283,6 +330,11 @@ class Session:
     def audio_bytes_sent(self) -> int:
         """Bytes of audio passed to ``send_audio`` so far."""
         return self._audio_bytes_sent
+
+    @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far, as of the latest ``now`` the core was given."""
+        return self._stats.snapshot()
 
     @property
     def bytes_received(self) -> int:
@@ -372,8 +424,10 @@ class Session:
         if not size:
             return
         self._out.append(self._frame(chunk))
-        self._audio_bytes_sent += size
+        sent = self._audio_bytes_sent = self._audio_bytes_sent + size
         self._last_sent = now
+        bps = self._bytes_per_second
+        self._on_audio(size, None if bps is None else self._tracking.offset + sent / bps, now)
 
     def close_stream(self, *, now: float) -> None:
         """Send ``CloseStream`` and drain: results keep coming until the server closes.
@@ -381,7 +435,7 @@ class Session:
         It queues behind any audio already sent, so Deepgram transcribes all of it.
         """
         self._state = next_state(self._state, Input.CLOSE_STREAM, self._table)
-        self._send_text(encode_close_stream(), now=now)
+        self._send_text(encode_close_stream(), now=now, kind="CloseStream")
         if self.config.close_timeout is not None:
             self._close_deadline = now + self.config.close_timeout
 
@@ -390,7 +444,7 @@ class Session:
 
         Safe to call in any state (a no-op once closed), so adapters call it in cleanup.
         """
-        del now  # nothing to schedule: the connection ends here
+        self._now = now  # nothing to schedule: the connection ends here
         if self._state is State.CLOSED:
             return
         opened = self._state in (State.OPEN, State.CLOSING)
@@ -414,6 +468,7 @@ class Session:
         Never raises because of what the peer sent: protocol violations end the
         connection with ``Closed(error=RemoteProtocolError(...))``.
         """
+        self._now = now
         if self._state is State.IDLE:
             raise LocalProtocolError("receive_data() before connect()", state=self._state)
         if self._state is State.CLOSED:
@@ -436,6 +491,7 @@ class Session:
 
     def receive_eof(self, *, now: float) -> None:
         """The socket reached EOF. Idempotent; a no-op once closed."""
+        self._now = now
         if self._state is State.IDLE:
             raise LocalProtocolError("receive_eof() before connect()", state=self._state)
         if self._state is State.CLOSED:
@@ -464,6 +520,7 @@ class Session:
 
     def handle_timer(self, *, now: float) -> None:
         """Act on every deadline that has passed. Calling it early does nothing."""
+        self._now = now
         state = self._state
         if state is State.CONNECTING:
             if self._open_deadline is not None and now >= self._open_deadline:
@@ -526,9 +583,11 @@ class Session:
 
     # ------------------------------------------------------------------ internals: output
 
-    def _send_text(self, text: str, *, now: float) -> None:
+    def _send_text(self, text: str, *, now: float, kind: str = "") -> None:
+        """Queue a control message; ``kind`` (``"KeepAlive"``, ...) is for the stats."""
         self._out.append(self._ws.send(TextMessage(data=text)))
         self._last_sent = now
+        self._stats.on_text_sent(kind, now)
 
     def _send_ping(self, now: float) -> None:
         self._ping_count += 1
@@ -605,6 +664,7 @@ class Session:
         self._inbound = InboundParser(self.config.max_message_size)
         if self.config.ping_interval is not None:
             self._ping_at = now + self.config.ping_interval
+        self._stats.on_open(now)
         self._events.append(
             Connected(request_id=self._request_id, headers=headers, subprotocol=event.subprotocol)
         )
@@ -717,4 +777,5 @@ class Session:
             error=error,
             metadata=self._metadata,
         )
+        self._stats.on_close(self._now)
         self._events.append(self._closed)

@@ -51,7 +51,9 @@ from dgproto._events import (
     Metadata,
 )
 from dgproto._options import Auth, LiveOptions, redact_query
+from dgproto._session import Tracking
 from dgproto._state import State
+from dgproto._stats import StreamStats
 
 from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
 from ._record import RecordSink, SessionRecorder
@@ -234,11 +236,14 @@ def make_plan(
     extra_headers: Sequence[tuple[str, str]],
     proxy: str | FromEnv | None = FROM_ENV,
     record: RecordSink | None = None,
+    tracking: Tracking | None = None,
 ) -> Plan:
     """Validate ``connect``'s arguments and build the (not yet connected) core.
 
     ``record`` (from ``record_sink``) gives the socket a recorder that knows every
-    credential in play, so it can scrub them wherever they appear."""
+    credential in play, so it can scrub them wherever they appear. ``tracking``: a
+    reconnecting stream's, shared by the cores of all its sockets.
+    """
     endpoint = parse_url(url)
     tunnel = select_proxy(proxy, host=endpoint.host, tls=endpoint.tls)
     context = tls_context(endpoint, ssl_context)
@@ -252,6 +257,7 @@ def make_plan(
         path=endpoint.target,
         config=config,
         extra_headers=extra_headers,
+        tracking=tracking,
     )
     recorder = None
     if record is not None:
@@ -451,6 +457,16 @@ class StreamState:
     def reconnects(self) -> int:
         """Always 0: a stream without ``reconnect=`` ends with its socket."""
         return 0
+
+    @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far (``dgproto.StreamStats``), from the core."""
+        return self._conn.stats
+
+    @property
+    def options(self) -> LiveOptions:
+        """The options the stream was opened with."""
+        return self._conn.options
 
     @property
     def state(self) -> State:

@@ -36,7 +36,9 @@ from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._options import Auth, LiveOptions
+from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
+from dgproto._session import Tracking
 from dgproto._state import State
 
 from ._common import (
@@ -50,6 +52,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._pacing import AudioSource, send_paced_asyncio
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
 from ._record import RecordTarget, record_sink
@@ -297,6 +300,28 @@ class ListenStream(StreamState):
             protocol.buffer.unlift()
             protocol.update_reading()
 
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_asyncio(
+            self,
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
     async def close(self) -> Closed:
         """Send CloseStream and wait for ``Closed``; every event before it stays queued.
 
@@ -463,7 +488,8 @@ async def connect(
         async with _connect_one(first) as single:
             yield single
         return
-    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+    open_socket = lambda tracking: _connect_one(plan(tracking=tracking))  # noqa: E731
+    async with _reconnecting(policy, options, open_socket) as stream:
         yield stream
 
 
@@ -514,16 +540,38 @@ class ReconnectingStream(AsyncReconnectingStream):
     ``Reconnected``. A background task runs the sockets; it ends with the block.
     """
 
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_asyncio(
+            self,
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
 
 @asynccontextmanager
 async def _reconnecting(
     policy: ReconnectPolicy,
     options: LiveOptions | None,
-    open_socket: Callable[[], AbstractAsyncContextManager[ListenStream]],
+    open_socket: Callable[[Tracking], AbstractAsyncContextManager[ListenStream]],
 ) -> AsyncIterator[ReconnectingStream]:
-    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds), options)
     loop = asyncio.get_running_loop()
-    stream = ReconnectingStream(session, _Signal(loop), open_socket)
+    stream = ReconnectingStream(session, _Signal(loop), lambda: open_socket(session.tracking))
     opened: asyncio.Future[None] = loop.create_future()
     task = loop.create_task(stream.supervise(lambda: opened.set_result(None)))
     try:

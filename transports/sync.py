@@ -34,15 +34,16 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import IO, Any
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._errors import ConnectionClosedError
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._options import Auth, LiveOptions
+from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
 from dgproto._state import State
 
@@ -58,6 +59,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._pacing import send_paced_sync
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import LISTEN_RESUME, ReconnectingState, Session, drive_sync
 from ._record import RecordTarget, record_sink
@@ -341,6 +343,28 @@ class ListenStream(StreamState):
                 self._buffer.unlift()
                 self._poke_reader()
 
+    def send_paced(
+        self,
+        source: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes],
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return send_paced_sync(
+            self,
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
     def close(self) -> Closed:
         """Send CloseStream and wait for ``Closed``; every event before it stays queued.
 
@@ -521,8 +545,8 @@ def connect(
         with _connect_one(first) as single:
             yield single
         return
-    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
-    stream = ReconnectingStream(session, lambda: _connect_one(plan()))
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds), options)
+    stream = ReconnectingStream(session, lambda: _connect_one(plan(tracking=session.tracking)))
     try:
         stream._start()  # Ctrl-C while the first socket opens still joins the thread
         yield stream
@@ -609,6 +633,28 @@ class ReconnectingStream(ReconnectingState):
             with self._lock:
                 self._buffer.unlift()
                 self._changed.notify_all()
+
+    def send_paced(
+        self,
+        source: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes],
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return send_paced_sync(
+            self,
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
 
     def close(self) -> Closed:
         """CloseStream and drain; during an outage, first reconnect and replay."""

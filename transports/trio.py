@@ -42,7 +42,9 @@ from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._options import Auth, LiveOptions
+from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
+from dgproto._session import Tracking
 from dgproto._state import State
 
 from ._common import (
@@ -58,6 +60,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._pacing import AudioSource, send_paced_trio
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv, Proxy
 from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
 from ._record import RecordTarget, record_sink
@@ -246,6 +249,28 @@ class ListenStream(StreamState):
             self._buffer.unlift()
             self._pulse()
 
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_trio(
+            self,
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
     async def close(self) -> Closed:
         """Send CloseStream and wait for ``Closed``; every event before it stays queued.
 
@@ -424,7 +449,8 @@ async def connect(
         async with _connect_one(first) as single:
             yield single
         return
-    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+    open_socket = lambda tracking: _connect_one(plan(tracking=tracking))  # noqa: E731
+    async with _reconnecting(policy, options, open_socket) as stream:
         yield stream
 
 
@@ -484,15 +510,37 @@ class ReconnectingStream(AsyncReconnectingStream):
     ``Reconnected``. A task in the block's nursery runs the sockets.
     """
 
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_trio(
+            self,
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
 
 @asynccontextmanager
 async def _reconnecting(
     policy: ReconnectPolicy,
     options: LiveOptions | None,
-    open_socket: Callable[[], AbstractAsyncContextManager[ListenStream]],
+    open_socket: Callable[[Tracking], AbstractAsyncContextManager[ListenStream]],
 ) -> AsyncIterator[ReconnectingStream]:
-    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds))
-    stream = ReconnectingStream(session, _Signal(), open_socket)
+    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds), options)
+    stream = ReconnectingStream(session, _Signal(), lambda: open_socket(session.tracking))
 
     async def supervise(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await stream.supervise(task_status.started)

@@ -301,7 +301,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             steps=steps,
             speed=1 / scale,
         )
-        status = stream(args.transport, job, watch_keepalives=True)
+        status = stream(args.transport, job)
         received = _keepalives_received(server)
     if status != EXIT_OK:
         return status
