@@ -445,11 +445,8 @@ def _results_fast(d: Mapping[str, Any]) -> Results | None:
             w_end = w["end"]
             w_confidence = w["confidence"]
             punctuated = w.get("punctuated_word")
-            if (
-                type(text) is not str
-                or type(w_start) is not float
-                or type(w_end) is not float
-                or type(w_confidence) is not float
+            if type(text) is not str or not (
+                type(w_start) is type(w_end) is type(w_confidence) is float
             ):
                 return None
             if punctuated is None:
