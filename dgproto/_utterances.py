@@ -21,6 +21,7 @@ from __future__ import annotations
 import attrs
 
 from ._events import (
+    _WORD_NAMES,
     Closed,
     Event,
     FinalizeComplete,
@@ -36,8 +37,8 @@ __all__ = ["UtteranceTracker"]
 #: Seconds within which two audio-clock times are the same (Deepgram's ends are float sums).
 TOLERANCE = 0.01
 
-#: ``Word.end``'s place in the tuple a ``Word`` is (attrs.fields lists them in that order).
-_END = [field.name for field in attrs.fields(Word)].index("end")
+#: ``Word.end``'s place in the tuple a ``Word`` is.
+_END = _WORD_NAMES.index("end")
 
 
 @attrs.define
