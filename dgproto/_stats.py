@@ -82,18 +82,14 @@ class LogHistogram:
         self.low = low
         self._gamma = (1 + error) / (1 - error)
         self._log_gamma = math.log(self._gamma)
-        self._counts = [0] * (self._index(high) + 1)
-        self._last = len(self._counts) - 1
+        #: the bucket of ``high``: the last one
+        self._last = max(1, math.ceil(math.log(high / low) / self._log_gamma))
+        self._counts = [0] * (self._last + 1)
         self.count = 0
         self.max: float | None = None
 
-    def _index(self, value: float) -> int:
-        if value <= self.low:
-            return 0
-        return max(1, math.ceil(math.log(value / self.low) / self._log_gamma))
-
     def add(self, value: float) -> None:
-        # ``_index`` inline, clamped to the last bucket: one call per timed final
+        # one call per timed final: the bucket computed inline, clamped to the last one
         if value <= self.low:
             index = 0
         else:
