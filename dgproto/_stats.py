@@ -71,8 +71,9 @@ class LogHistogram:
     ``g = (1 + error) / (1 - error)`` and reports ``2 * low * g**i / (g + 1)``, which is
     within ``error`` (relative) of every value in it. Values at or below ``low`` count as
     0 (absolute error at most ``low``); values above ``high`` share the last bucket. The
-    maximum is kept exactly. Memory: ``log(high / low) / log(g)`` counters (1,400 with
-    the defaults), whatever the number of values.
+    maximum is kept exactly. Memory: a counter per bucket in use, at most
+    ``log(high / low) / log(g)`` (1,400 with the defaults) whatever the number of values,
+    and none while empty (an idle stream has two: they cost nothing until used).
     """
 
     def __init__(self, *, error: float = 0.01, low: float = 1e-6, high: float = 1e6) -> None:
@@ -84,7 +85,8 @@ class LogHistogram:
         self._log_gamma = math.log(self._gamma)
         #: the bucket of ``high``: the last one
         self._last = max(1, math.ceil(math.log(high / low) / self._log_gamma))
-        self._counts = [0] * (self._last + 1)
+        #: bucket -> count, only for the buckets in use
+        self._counts: dict[int, int] = {}
         self.count = 0
         self.max: float | None = None
 
@@ -96,7 +98,8 @@ class LogHistogram:
             index = max(1, math.ceil(math.log(value / self.low) / self._log_gamma))
             if index > self._last:
                 index = self._last
-        self._counts[index] += 1
+        counts = self._counts
+        counts[index] = counts.get(index, 0) + 1
         self.count += 1
         if self.max is None or value > self.max:
             self.max = value
@@ -106,7 +109,9 @@ class LogHistogram:
         if not self.count:
             return None
         rank = max(1, math.ceil(q * self.count))
-        index = bisect_left(list(accumulate(self._counts)), rank)
+        indexes = sorted(self._counts)
+        counts = [self._counts[i] for i in indexes]
+        index = indexes[bisect_left(list(accumulate(counts)), rank)]
         if index == 0:
             return 0.0
         estimate = 2 * self.low * self._gamma**index / (self._gamma + 1)
