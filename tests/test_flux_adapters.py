@@ -324,3 +324,38 @@ def test_flux_through_a_connect_proxy(driver: Driver, monkeypatch: pytest.Monkey
         events = driver.run(scenario)
         assert proxy.requests[0].startswith(f"CONNECT 127.0.0.1:{srv.port} HTTP/1.1\r\n")
     assert [e.transcript for e in ends(events)] == SENTENCES
+
+
+def test_force_end_turn_across_an_outage_and_after(driver: Driver) -> None:
+    """Called while the stream waits to reconnect, ForceEndTurn goes out after the replay
+    (the replayed turn ends, once); called live, it goes straight out."""
+    policy = ReconnectPolicy(initial_delay=0.3, max_delay=0.3, jitter=0.0, max_attempts=3)
+
+    async def scenario(d: Driver) -> list[Event]:
+        seen: list[Event] = []
+        async with d.connect(options=FLUX, url=srv.flux_url, config=FAST, reconnect=policy) as s:
+            # An unfinished sentence, then silence: Updates but no EndOfTurn (that would
+            # take eot_timeout_ms), and the socket drops after the third message.
+            await send_all(d, s, synthesize("Hold on") + silence(1.0))
+            async for event in s:
+                seen.append(event)
+                if isinstance(event, Reconnecting):
+                    await s.force_end_turn()  # no socket now: sent after the replay
+                if isinstance(event, TurnInfo) and event.event == "EndOfTurn":
+                    break
+            await send_all(d, s, synthesize("One more"))
+            await s.force_end_turn()
+            async for event in s:
+                seen.append(event)
+                if isinstance(event, TurnInfo) and event.event == "EndOfTurn":
+                    break
+            await s.close()
+            return seen + await d.collect(s)
+
+    with emulator([FaultPlan(drop_after_messages=3)]) as srv:
+        events = driver.run(scenario)
+    assert [(e.transcript, e.trigger, e.turn_index) for e in ends(events)] == [
+        ("Hold on", "manual", 0),
+        ("One more", "manual", 1),
+    ]
+    assert sum(isinstance(e, Reconnected) for e in events) == 1
