@@ -13,7 +13,7 @@ CORE_COVERAGE := dgproto/_*.py,dgproto/emulator/*.py
 IO_COVERAGE := transports/*.py,transports/cli/*.py
 IO_MIN := 95
 
-.PHONY: test demo lint typecheck bench fuzz clean
+.PHONY: test test-pure demo lint typecheck bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,12 +37,23 @@ typecheck: $(STAMP)
 	$(BIN)/mypy dgproto transports
 
 # Coverage follows the CLI into its subprocesses (patch = subprocess in pyproject.toml).
+# The dev group installs the speedups (orjson, websockets' C mask); PURE_TESTS run a
+# second time with them blocked (DGPROTO_PURE=1, tests/conftest.py), as without the extra.
+PURE_TESTS := tests/test_speedups.py tests/test_json.py tests/test_framing.py \
+	tests/test_inbound.py tests/test_inbound_session.py tests/test_messages.py \
+	tests/test_connection.py tests/test_hardening.py tests/test_flux_connection.py \
+	tests/test_core_with_emulator.py tests/test_adapters.py
 test: lint typecheck
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest -q
+	DGPROTO_PURE=1 $(BIN)/coverage run -m pytest -q $(PURE_TESTS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --include='$(CORE_COVERAGE)' --fail-under=100
 	$(BIN)/coverage report --include='$(IO_COVERAGE)' --fail-under=$(IO_MIN)
+
+# The speedup-affected tests alone, on the pure-Python fallbacks.
+test-pure: $(STAMP)
+	DGPROTO_PURE=1 $(BIN)/pytest -q $(PURE_TESTS)
 
 demo: $(RUNTIME_STAMP)
 	$(BIN)/python -m dgproto demo
@@ -57,7 +68,7 @@ $(BENCH_STAMP): $(STAMP)
 	rm -f $(VENV)/.bench-*
 	touch $(BENCH_STAMP)
 
-# Writes benchmarks/results/ (about 6 minutes on 2 cores; see benchmarks/README.md).
+# Writes benchmarks/results/ (about 13 minutes on 2 cores, the knee included; see benchmarks/README.md).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 

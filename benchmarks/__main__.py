@@ -5,8 +5,8 @@
     python -m benchmarks --only send,decode   # a subset; writes nothing unless --write
     python -m benchmarks --only e2e --streams 100 --clients asyncio,sdk --profile-dir /tmp/p
 
-Sections: send, decode, inbound, frames (micro-benchmarks, in this process), e2e and memory
-(separate server and client processes on 127.0.0.1). Results files are written only by
+Sections: send, decode, inbound, frames (micro-benchmarks, in this process), e2e, knee
+and memory (separate server and client processes on 127.0.0.1). Results files are written only by
 a full run (every section, not ``--quick``), or when ``--write`` asks for it; profiled
 runs never write them (profiling distorts the CPU figures).
 """
@@ -31,7 +31,7 @@ from . import (
 )
 from ._common import RESULTS_DIR, dump_json, machine_info
 
-SECTIONS = ("send", "decode", "inbound", "frames", "e2e", "memory")
+SECTIONS = ("send", "decode", "inbound", "frames", "e2e", "knee", "memory")
 
 
 def _log(line: str) -> None:
@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 server=args.server,
                 profile_dir=args.profile_dir,
+                log=_log,
+            )
+        elif name == "knee":
+            result = bench_e2e.knee(
+                steps=bench_e2e.KNEE_QUICK_STEPS if args.quick else bench_e2e.KNEE_STEPS,
+                duration=bench_e2e.QUICK_DURATION if args.quick else bench_e2e.KNEE_DURATION,
                 log=_log,
             )
         else:

@@ -158,6 +158,28 @@ def markdown(results: dict[str, Any]) -> str:
             rows,
         )
         out += [f"![CPU per stream vs N]({PLOT})", ""]
+        out += [f"Machine load: {d.get('machine_load', '')}", ""]
+    if "knee" in sections:
+        d = sections["knee"]
+        out += [
+            f"## 4b. The knee: largest N of real-time streams ({d['duration']:g} s runs, "
+            "lite server, N stepped up, clients interleaved)",
+            "",
+        ]
+        out += _table(
+            ["client", "N", "kept real time", "send lag p99 ms", "client CPU (cores)", "load 1m"],
+            [
+                [
+                    r["client"],
+                    r["streams"],
+                    r["realtime_sustained"],
+                    r.get("send_lag_p99_ms"),
+                    r.get("cpu_fraction_of_one_core"),
+                    r.get("loadavg_1m"),
+                ]
+                for r in d["rows"]
+            ],
+        )
     if "memory" in sections:
         d = sections["memory"]
         out += ["## 5. Memory", ""]

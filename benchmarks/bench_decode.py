@@ -12,16 +12,20 @@ From text, side by side:
 * the official SDK (deepgram-sdk 7.x): ``json.loads`` + ``construct_type`` into its
   pydantic models, exactly as its socket client does for every message.
 
-From the received frame (an unmasked server text frame) to the event:
+From the received frame (an unmasked server text frame) to the event, **the measure
+that counts** (issue 13: it includes the framing and plumbing ``decode_message`` alone
+leaves out, which is kept above as a breakdown row):
 
-* dgproto ``conn.receive_data(frame, now=t)`` + ``conn.next_event()`` + words, with each
-  parser;
+* dgproto ``conn.receive_data(frame, now=t)`` + ``conn.next_event()`` + words, without
+  the speedups (``Config(json_loads=json.loads)``) and with them (the default when orjson
+  is installed: ``dgproto._json.default_loads``);
 * wsproto ``receive_data`` + ``events()`` + ``json.loads`` (framing plus the floor);
 * websockets sans-I/O ``receive_data`` + ``events_received()`` + the SDK's parse (the
   framing the SDK's websockets client does, plus its decode).
 
-Targets: text -> event with words read costs <= 2x ``json.loads`` and is >= 5x faster
-than the SDK.
+Targets (issue 13): frame -> event + words <= 1.5x bare ``json.loads`` of the same text
+with the standard library, <= 1x with the speedups, and the SDK's decode path (text ->
+its models + words) >= 5x slower than dgproto's frame path.
 
 Run alone: ``python -m benchmarks.bench_decode [--quick]``.
 """
@@ -45,7 +49,8 @@ FIXTURE = "listen_v1_results_final_speech_final_wire_capture.json"
 JSON = "json.loads"
 DECODE = "dgproto decode_message + words"
 SDK = "deepgram-sdk json.loads + construct_type + words"
-FRAME = "dgproto frame -> event + words"
+FRAME = "dgproto frame -> event + words (json.loads)"
+FRAME_FAST = "dgproto frame -> event + words (speedups: orjson)"
 SDK_FRAME = "websockets frame + deepgram-sdk parse + words"
 
 
@@ -119,9 +124,9 @@ def variants(text: str) -> dict[str, Callable[[], object]]:
 
         found[SDK] = sdk_words
 
-    found[FRAME] = _frame_path(None, frame)
+    found[FRAME] = _frame_path(json.loads, frame)
     if fast is not None:
-        found["dgproto frame -> event (orjson) + words"] = _frame_path(fast, frame)
+        found[FRAME_FAST] = _frame_path(None, frame)  # the default: orjson when installed
 
     ws, _ = open_wsproto()
 
@@ -163,20 +168,37 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         }
         for name in timings.names()
     ]
-    ours = timings.ratio(DECODE, JSON)
+    ours = timings.ratio(FRAME, JSON)
     targets: list[dict[str, Any]] = [
         {
-            "name": "decode: dgproto decode_message + words / json.loads",
+            "name": "inbound: dgproto frame -> event + words (stdlib) / json.loads",
             "measured": round(ours, 2),
-            "target": "<= 2x",
-            "met": ours <= 2.0,
-        }
+            "target": "<= 1.5x",
+            "met": ours <= 1.5,
+        },
+        {
+            "name": "decode (breakdown): dgproto decode_message + words / json.loads",
+            "measured": round(timings.ratio(DECODE, JSON), 2),
+            "target": "context",
+            "met": None,
+        },
     ]
-    if SDK in timings:
-        speedup = timings.ratio(SDK, DECODE)
+    if FRAME_FAST in timings:
+        fast = timings.ratio(FRAME_FAST, JSON)
         targets.append(
             {
-                "name": "decode: deepgram-sdk time / dgproto time (text -> event + words)",
+                "name": "inbound: dgproto frame -> event + words (speedups) / json.loads",
+                "measured": round(fast, 2),
+                "target": "<= 1x",
+                "met": fast <= 1.0,
+            }
+        )
+    if SDK in timings:
+        speedup = timings.ratio(SDK, FRAME)
+        targets.append(
+            {
+                "name": "inbound: deepgram-sdk decode (text -> models + words) / dgproto frame "
+                "-> event + words (stdlib)",
                 "measured": round(speedup, 2),
                 "target": ">= 5x",
                 "met": speedup >= 5.0,

@@ -6,12 +6,11 @@ in ~3 ms batches, ratios the median of per-round ratios (see ``_common.py``).
 1. **One Results frame -> event** (the real 9-word wire capture, every word's fields read),
    against bare ``json.loads`` of the same text:
 
-   * today's path: ``ListenConnection.receive_data(frame)`` + ``next_event()`` (wsproto
-     framing), with ``json.loads`` and with ``orjson`` (``Config.json_loads``);
-   * the projected path once ``dgproto/_inbound.py`` is wired in: ``InboundParser.feed``
-     + ``decode_message`` (with ``json.loads``, and with ``default_loads()``, i.e. orjson
-     when installed). It leaves out the connection's plumbing (the issue measured it at
-     about 7% of the frame path);
+   * the connection's path: ``ListenConnection.receive_data(frame)`` + ``next_event()``
+     (``InboundParser`` since issue 13 was wired in), with the default loads (orjson when
+     installed) and with ``Config(json_loads=orjson.loads)``;
+   * its parts: ``InboundParser.feed`` + ``decode_message`` (with ``json.loads``, and
+     with ``default_loads()``), without the connection's plumbing;
    * breakdown rows: ``decode_message`` alone, the new parser alone, wsproto alone;
    * the official SDK: its parse from text, and websockets' framing + its parse.
 
@@ -48,9 +47,9 @@ from .bench_decode import _frame_path, _words, load_text, orjson_loads, sdk_pars
 from .bench_inbound import READ_SIZE, chunks, stream_frames
 
 JSON = "json.loads (the floor)"
-TODAY = "dgproto frame -> event + words, today (wsproto framing)"
-PROJECTED = "InboundParser + decode_message + words (json.loads)"
-PROJECTED_FAST = "InboundParser + decode_message + words (default_loads: orjson)"
+TODAY = "dgproto frame -> event + words (connection, default loads)"
+PROJECTED = "parts: InboundParser + decode_message + words (json.loads)"
+PROJECTED_FAST = "parts: InboundParser + decode_message + words (default_loads)"
 SDK = "deepgram-sdk json.loads + construct_type + words"
 SDK_FRAME = "websockets frame + deepgram-sdk parse + words"
 PARSER = "InboundParser.feed"
@@ -78,7 +77,7 @@ def message_variants(text: str) -> dict[str, Callable[[], object]]:
         found["orjson.loads"] = lambda: fast(text)
     found[TODAY] = _frame_path(None, frame)
     if fast is not None:
-        found["dgproto frame -> event + words, today, orjson"] = _frame_path(fast, frame)
+        found["dgproto frame -> event + words (connection, orjson)"] = _frame_path(fast, frame)
     found[PROJECTED] = _parser_path(frame, json.loads)
     if default_loads() is not json.loads:
         found[PROJECTED_FAST] = _parser_path(frame, default_loads())

@@ -25,7 +25,14 @@ runtime's own sleep); only the library calls differ:
   (``send_media``, iterate, ``send_close_stream``), pointed at the server through its
   ``DeepgramClientEnvironment``;
 * ``null``: the asyncio harness with no library and no socket (the pacing loop alone),
-  to show how much of a run's CPU is the harness itself.
+  to show how much of a run's CPU is the harness itself;
+* ``raw``: the **raw-socket floor**: an ``asyncio.Protocol`` that writes a hand-made
+  upgrade request, then only frames (with dgproto's frame writer: the C mask when
+  installed) and writes audio; incoming frames are split by hand and Results parsed with
+  ``json.loads``. No library, no state machine: what any asyncio client must at least pay;
+* ``websockets``: a hand-written client on ``websockets.asyncio.client.connect`` (17.x,
+  its C mask), ``send(bytes)``, ``async for`` + ``json.loads``: what an app writing its own
+  Deepgram client on the most used WebSocket library would cost.
 
 Other modes: ``--idle SECONDS`` opens the streams and holds them idle (memory per idle
 stream); ``--hour SECONDS`` streams that much audio through one stream as fast as the
@@ -70,7 +77,9 @@ SEND_LAG_P99 = 0.2
 #: A stream this far behind its schedule stops the run: the client cannot keep real time,
 #: and letting it catch up would only stretch the run (CPU is still per audio sent).
 GIVE_UP_LAG = 5.0
-CLIENTS = ("asyncio", "trio", "sync", "sdk", "null")
+CLIENTS = ("asyncio", "trio", "sync", "sdk", "null", "raw", "websockets")
+QUERY = "model=nova-3&encoding=linear16&sample_rate=16000&interim_results=true"
+CLOSE_STREAM = '{"type":"CloseStream"}'
 MiB = 1024 * 1024
 
 
@@ -224,6 +233,144 @@ class NullClient(AsyncClient):
 
     async def close(self, handle: Any) -> None:
         handle.set()
+
+
+class _RawProtocol(asyncio.Protocol):
+    """The raw-socket floor's connection (see the module docs)."""
+
+    def __init__(self, host: str, target: str) -> None:
+        from dgproto._framing import BinaryFrameWriter
+
+        self.frame = BinaryFrameWriter().frame
+        self.request = (
+            f"GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Token {API_KEY}\r\n\r\n"
+        ).encode()
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.buffer = b""
+        self.upgraded = False
+        self.recorder: Recorder | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("lost during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                self.buffer = buffer
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(ConnectionError(buffer[:40].decode("latin-1")))
+                return
+            self.upgraded = True
+            self.opened.set_result(None)
+            buffer = buffer[end + 4 :]
+        pos, size = 0, len(buffer)
+        while size - pos >= 2:
+            opcode, length = buffer[pos] & 0x0F, buffer[pos + 1] & 0x7F
+            start = pos + 2
+            if length == 126:
+                length, start = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), pos + 4
+            elif length == 127:
+                length, start = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), pos + 10
+            if start + length > size:
+                break
+            if opcode == 1 and self.recorder is not None:
+                message = json.loads(buffer[start : start + length])
+                if message.get("type") == "Results":
+                    words = message["channel"]["alternatives"][0]["words"]
+                    if words:
+                        self.recorder.stamp(words[-1]["word"])
+            elif opcode == 8 and self.transport is not None:
+                self.transport.close()
+            pos = start + length
+        self.buffer = buffer[pos:]
+
+
+class RawSocket(AsyncClient):
+    """The raw-socket floor (see the module docs)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        rest = url.split("://", 1)[1]
+        hostport, _, path = rest.partition("/")
+        self.host, _, port = hostport.partition(":")
+        self.port = int(port or 80)
+        self.target = "/" + path + ("&" if "?" in path else "?") + QUERY
+
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[_RawProtocol]:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(
+            lambda: _RawProtocol(self.host, self.target), self.host, self.port
+        )
+        try:
+            await protocol.opened
+            yield protocol
+        finally:
+            transport.close()
+
+    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._open()
+
+    async def send(self, handle: Any, chunk: bytes) -> None:
+        handle.transport.write(handle.frame(chunk))
+
+    async def consume(self, handle: Any, recorder: Recorder) -> None:
+        handle.recorder = recorder
+        await handle.closed
+
+    async def close(self, handle: Any) -> None:
+        # a masked text frame built by hand; an all-zero key leaves the payload as it is
+        text = CLOSE_STREAM.encode()
+        handle.transport.write(bytes((0x81, 0x80 | len(text))) + b"\0\0\0\0" + text)
+
+
+class HandWrittenWebsockets(AsyncClient):
+    """A hand-written client on the ``websockets`` library (see the module docs)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        from websockets.asyncio.client import connect
+
+        self._connect = connect
+        self._url = url + ("&" if "?" in url else "?") + QUERY
+
+    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        opened: contextlib.AbstractAsyncContextManager[Any] = self._connect(
+            self._url, additional_headers={"Authorization": f"Token {API_KEY}"}
+        )
+        return opened
+
+    async def send(self, handle: Any, chunk: bytes) -> None:
+        await handle.send(chunk)
+
+    async def consume(self, handle: Any, recorder: Recorder) -> None:
+        with contextlib.suppress(Exception):  # an abnormal close ends the iteration
+            async for message in handle:
+                if isinstance(message, str):
+                    data = json.loads(message)
+                    if data.get("type") == "Results":
+                        words = data["channel"]["alternatives"][0]["words"]
+                        if words:
+                            recorder.stamp(words[-1]["word"])
+
+    async def close(self, handle: Any) -> None:
+        await handle.send(CLOSE_STREAM)
 
 
 async def run_asyncio_family(
@@ -774,6 +921,10 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
         impl = OfficialSdk(args.url)
     elif client == "null":
         impl = NullClient(args.url)
+    elif client == "raw":
+        impl = RawSocket(args.url)
+    elif client == "websockets":
+        impl = HandWrittenWebsockets(args.url)
     elif client == "trio":
         import trio  # noqa: F401
 

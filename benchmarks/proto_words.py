@@ -1,13 +1,14 @@
 """Prototype (issue 13): what building the 9 ``Word`` objects of a Results costs, and what
-other representations would cost. Not part of ``make bench``; nothing here is used by
-dgproto. CPU time, variants interleaved (``_common.compare``).
+other representations would cost. Not part of ``make bench``. CPU time, variants
+interleaved (``_common.compare``).
 
 * ``json.loads`` of the whole message (the scale);
-* today's construction: ``object.__new__(Word)`` + the 8 slot setters (as ``_messages``);
+* the old construction: a slotted frozen attrs class, ``object.__new__`` + the 8 slot
+  setters (``_WordFields``, which still holds Word's field definitions);
 * the same frozen attrs class without slots, filled through its ``__dict__``;
-* a named tuple (the issue's "tuple-backed words"): cheapest, but it is not an attrs
-  class, so ``attrs.evolve``/``attrs.fields`` on words and the frozen-class semantics
-  (``words[0] == ("a", ...)`` would be true) would change: not landed.
+* a named tuple;
+* today's ``Word``: a tuple subclass with attrs' API on top, built with one
+  ``tuple.__new__`` (what ``_messages`` does; landed in issue 13).
 
 Run: ``python -m benchmarks.proto_words``.
 """
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 import attrs
 
-from dgproto._events import Word
+from dgproto._events import Word, _WordFields
 from dgproto._messages import _setters
 
 from ._common import compare, dump_json
@@ -43,14 +44,14 @@ def variants(text: str) -> dict[str, Callable[[], object]]:
     words_in = json.loads(text)["channel"]["alternatives"][0]["words"]
     new = object.__new__
     set_word, set_start, set_end, set_conf, set_punct, set_speaker, set_lang, set_raw = _setters(
-        Word,
+        _WordFields,
         ("word", "start", "end", "confidence", "punctuated_word", "speaker", "language", "raw"),
     )
 
     def slots() -> object:
         out = []
         for w in words_in:
-            word = new(Word)
+            word = new(_WordFields)
             set_word(word, w["word"])
             set_start(word, w["start"])
             set_end(word, w["end"])
@@ -88,21 +89,29 @@ def variants(text: str) -> dict[str, Callable[[], object]]:
             out.append(tuple_new(TupleWord, (*fields, w.get("punctuated_word"), None, None, w)))
         return out
 
+    def words() -> object:
+        out = []
+        for w in words_in:
+            fields = (w["word"], w["start"], w["end"], w["confidence"])
+            out.append(tuple_new(Word, (*fields, w.get("punctuated_word"), None, None, w)))
+        return out
+
     return {
         "json.loads (whole message)": lambda: json.loads(text),
-        "9 Words: slot setters (today)": slots,
+        "9 Words: slot setters (before)": slots,
         "9 Words: dict-backed attrs": dicts,
         "9 Words: named tuple": tuples,
+        "9 Words: tuple-backed Word (today)": words,
     }
 
 
 def main() -> None:
     timings = compare(variants(load_text()), seconds=8.0, timer=time.thread_time)
-    today = "9 Words: slot setters (today)"
+    today = "9 Words: slot setters (before)"
     print(
         dump_json(
             {
-                name: {**timings.row(name), "x_today": round(timings.ratio(name, today), 2)}
+                name: {**timings.row(name), "x_before": round(timings.ratio(name, today), 2)}
                 for name in timings.names()
             }
         )

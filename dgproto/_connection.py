@@ -24,8 +24,10 @@ from ._config import Config
 from ._events import Event, FinalizeComplete, FinalizeReason, Metadata, Results
 from ._messages import decode_message, encode_configure, encode_finalize, encode_keepalive
 from ._options import Auth, LiveOptions
-from ._session import USER_AGENT, Session, __version__, classify_close
+from ._resume import rebase
+from ._session import USER_AGENT, Session, Tracking, __version__, classify_close
 from ._state import LISTEN_TRANSITIONS, Input, State
+from ._utterances import UtteranceTracker
 
 __all__ = ["USER_AGENT", "ListenConnection", "__version__", "classify_close"]
 
@@ -63,8 +65,11 @@ class ListenConnection(Session):
         config: Config | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
         user_agent: str = USER_AGENT,
+        tracking: Tracking | None = None,
     ) -> None:
         self.options = options if options is not None else LiveOptions()
+        options = self.options
+        channel_count = (options.channels or 1) if options.multichannel else 1
         super().__init__(
             options=self.options,
             auth=auth,
@@ -76,12 +81,19 @@ class ListenConnection(Session):
             table=LISTEN_TRANSITIONS,
             decode=decode_message,
             bytes_per_second=bytes_per_second(
-                self.options.encoding, self.options.sample_rate, self.options.channels or 1
+                options.encoding, options.sample_rate, options.channels or 1
             ),
+            tracking=tracking,
+            channels=channel_count,
         )
         # KeepAlive and Finalize bookkeeping
         self._keepalives_sent = 0
-        self._channel_count = (self.options.channels or 1) if self.options.multichannel else 1
+        self._channel_count = channel_count
+        # utterances: the stream's tracker (shared by a reconnecting stream's sockets)
+        shared = self._tracking
+        if shared.utterances is None:
+            shared.utterances = UtteranceTracker(timeout=self.config.utterance_timeout)
+        self._utterances: UtteranceTracker = shared.utterances
         self._pending: deque[_PendingFinalize] = deque()
         self._coverage: dict[int, float] = {}
         self._last_completed_at: float | None = None
@@ -123,7 +135,7 @@ class ListenConnection(Session):
         """
         self._command(Input.FINALIZE)
         # encode_finalize checks ``channel`` (ValueError) before anything is sent
-        self._send_text(encode_finalize(channel), now=now)
+        self._send_text(encode_finalize(channel), now=now, kind="Finalize")
         timeout = self.config.finalize_timeout
         self._pending.append(
             _PendingFinalize(
@@ -132,7 +144,7 @@ class ListenConnection(Session):
                 deadline=None if timeout is None else now + timeout,
             )
         )
-        self._complete_covered()
+        self._complete_covered(now)
 
     def configure(
         self,
@@ -143,12 +155,13 @@ class ListenConnection(Session):
     ) -> None:
         """Change settings mid-stream with a ``Configure`` message (e.g. ``numerals``)."""
         self._command(Input.CONFIGURE)
-        self._send_text(encode_configure(keyterms, features), now=now)
+        self._send_text(encode_configure(keyterms, features), now=now, kind="Configure")
 
     # ------------------------------------------------------------------ session hooks
 
     def _endpoint_deadlines(self, state: State) -> list[float | None]:
         deadlines = [self._pending[0].deadline] if self._pending else []
+        deadlines.append(self._utterances.deadline())
         if state is State.OPEN:
             deadlines.append(self._keepalive_deadline())
         return deadlines
@@ -158,28 +171,45 @@ class ListenConnection(Session):
             deadline = self._pending[0].deadline
             if deadline is None or now < deadline:
                 break
-            self._complete_head("timeout")
+            self._complete_head("timeout", now)
+        self._events.extend(self._utterances.handle_timer(now=now))
         keepalive_at = self._keepalive_deadline() if state is State.OPEN else None
         if keepalive_at is not None and now >= keepalive_at:
             self._send_keepalive(now)
 
     def _send_keepalive(self, now: float) -> None:
-        self._send_text(encode_keepalive(), now=now)
+        self._send_text(encode_keepalive(), now=now, kind="KeepAlive")
         self._keepalives_sent += 1
 
     def _on_message(self, event: Event) -> None:
+        now = self._now
+        self._track(event, now)
         if isinstance(event, Results):
-            self._on_results(event)
+            self._on_results(event, now)
         elif isinstance(event, Metadata):
             self._metadata = event
 
+    def _track(self, event: Event, now: float) -> None:
+        """The stats see a queued event; the utterances it ends are queued right after it.
+
+        A reconnecting stream's sockets see it on the stream's clock (``rebase``).
+        """
+        offset = self._tracking.offset
+        tracked = rebase(event, offset) if offset else event
+        self._stats.on_event(tracked, now)
+        self._events.extend(self._utterances.handle_event(tracked, now=now))
+
     def _on_finishing(self) -> None:
+        # the stream's last utterances, then the Finalizes the close cut short, then Closed;
+        # a reconnecting stream's socket leaves them to the stream (a drop is no end)
+        if self._owns_tracking:
+            self._events.extend(self._utterances.close())
         while self._pending:
-            self._complete_head("closed")
+            self._complete_head("closed", self._now)
 
     # ------------------------------------------------------------------ Finalize bookkeeping
 
-    def _on_results(self, results: Results) -> None:
+    def _on_results(self, results: Results, now: float) -> None:
         end = results.end
         channel = results.channel
         if results.is_final and end > self._coverage.get(channel, 0.0):
@@ -187,8 +217,8 @@ class ListenConnection(Session):
         if results.from_finalize and self._pending:
             head = self._pending[0]
             if (head.channel is None or head.channel == channel) and not self._is_stale(end, head):
-                self._complete_head("from_finalize")
-        self._complete_covered()
+                self._complete_head("from_finalize", now)
+        self._complete_covered(now)
 
     def _is_stale(self, end: float, head: _PendingFinalize) -> bool:
         """A late ``from_finalize`` reply to an earlier Finalize that already completed.
@@ -200,7 +230,7 @@ class ListenConnection(Session):
             return False
         return end <= last + COVER_TOLERANCE < head.audio_at
 
-    def _complete_covered(self) -> None:
+    def _complete_covered(self, now: float) -> None:
         while self._pending:
             head = self._pending[0]
             if head.audio_at is None:
@@ -209,10 +239,12 @@ class ListenConnection(Session):
             target = head.audio_at - COVER_TOLERANCE
             if any(self._coverage.get(c, 0.0) < target for c in channels):
                 return
-            self._complete_head("covered")
+            self._complete_head("covered", now)
 
-    def _complete_head(self, reason: FinalizeReason) -> None:
+    def _complete_head(self, reason: FinalizeReason, now: float) -> None:
         head = self._pending.popleft()
         if head.audio_at is not None:
             self._last_completed_at = head.audio_at
-        self._events.append(FinalizeComplete(channel=head.channel, reason=reason))
+        complete = FinalizeComplete(channel=head.channel, reason=reason)
+        self._events.append(complete)
+        self._track(complete, now)

@@ -10,7 +10,8 @@ yet is never lost.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -138,8 +139,8 @@ class Closed(Event):
 
 
 @attrs.frozen(kw_only=True)
-class Word:
-    """One recognized word. Times are seconds of audio from the start of the stream."""
+class _WordFields:
+    """Word's fields as an attrs class: their one definition, lent to ``Word`` below."""
 
     word: str
     start: float
@@ -151,6 +152,94 @@ class Word:
     #: With ``language=multi``: the word's language.
     language: str | None = None
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+_WORD_NAMES = tuple(f.name for f in attrs.fields(_WordFields))
+#: The fields that take part in equality, hashing and the repr (all but ``raw``).
+_WORD_COMPARED = len(_WORD_NAMES) - 1
+_SHOWN = _WORD_NAMES[:_WORD_COMPARED]
+
+
+class Word(tuple[Any, ...]):
+    """One recognized word. Times are seconds of audio from the start of the stream.
+
+    A Results carries one per word, so they are built by the thousand: a ``Word`` is a
+    tuple underneath (one allocation, about a third of a slotted class's cost to build),
+    with the attribute API, equality, hash and repr of a frozen attrs class that has
+    the fields ``word, start, end, confidence, punctuated_word, speaker, language, raw``
+    (``raw`` is left out of equality and the repr); ``attrs.evolve``, ``attrs.fields``
+    and ``attrs.asdict`` work on it. Read it by attribute: the tuple order is internal.
+    """
+
+    __slots__ = ()
+    __attrs_attrs__ = _WordFields.__attrs_attrs__
+    __match_args__ = ()
+
+    if TYPE_CHECKING:
+        word: str
+        start: float
+        end: float
+        confidence: float
+        punctuated_word: str | None
+        speaker: int | None
+        language: str | None
+        raw: Mapping[str, Any]
+
+    def __new__(
+        cls,
+        *,
+        word: str,
+        start: float,
+        end: float,
+        confidence: float,
+        punctuated_word: str | None = None,
+        speaker: int | None = None,
+        language: str | None = None,
+        raw: Mapping[str, Any] = _EMPTY,
+    ) -> Word:
+        """Build a word (keyword arguments only, like the other events)."""
+        fields = (word, start, end, confidence, punctuated_word, speaker, language, raw)
+        return tuple.__new__(cls, fields)
+
+    def __getnewargs_ex__(self) -> tuple[tuple[()], dict[str, Any]]:
+        """Pickle and copy by keyword, as the class is built."""
+        return (), dict(zip(_WORD_NAMES, self, strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            # a plain tuple must not compare equal through tuple.__eq__
+            return False if isinstance(other, tuple) else NotImplemented
+        return self[:_WORD_COMPARED] == other[:_WORD_COMPARED]
+
+    def __ne__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return True if isinstance(other, tuple) else NotImplemented
+        return self[:_WORD_COMPARED] != other[:_WORD_COMPARED]
+
+    def __hash__(self) -> int:
+        return hash((Word, *self[:_WORD_COMPARED]))
+
+    # not ordered, as the attrs classes are not: no tuple comparison leaks through
+    def __lt__(self, other: object) -> bool:
+        return NotImplemented
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(_SHOWN, self[:_WORD_COMPARED], strict=True))
+        return f"Word({inner})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+
+# The attributes: C-level getters over the tuple (declared for type checkers above).
+for _index, _name in enumerate(_WORD_NAMES):
+    setattr(Word, _name, property(itemgetter(_index), doc=f"The word's ``{_name}``."))
+del _index, _name
 
 
 @attrs.frozen(kw_only=True)

@@ -24,7 +24,10 @@ delivered whole, never in pieces. Memory is bounded by design: payload is consum
 arrives (at most one control frame or one frame header is held back between reads), a
 message in progress is checked against ``max_message_size`` after every piece as the
 connection did with wsproto, and empty pieces (an empty-continuation-frame flood) are
-not stored, so such a flood costs CPU proportional to its size and no memory.
+not stored. Such a flood is cut short as the connection did with wsproto: a message
+of more than ``FRAGMENT_ALLOWANCE`` frames plus one per payload byte ends with 1009
+(``_fragments``; counted per frame here, per wsproto event there, so it is the one rule
+whose trigger point may differ from the wsproto-based connection's).
 Bytes that arrived together with the ``101`` response must be fed first: stop iterating
 ``ws.events()`` at ``AcceptConnection`` and take them with :func:`take_after_handshake`.
 wsproto keeps the sending side (close frames, pongs, text): its state stays ``OPEN``
@@ -37,6 +40,8 @@ from codecs import getincrementaldecoder
 from typing import Any, NoReturn
 
 from wsproto import WSConnection
+
+from ._fragments import FRAGMENT_ALLOWANCE, too_fragmented
 
 __all__ = [
     "BINARY",
@@ -101,10 +106,12 @@ class InboundParser:
         "_done",
         "_fin",
         "_first",
+        "_frames",
         "_held",
         "_max",
         "_message",
         "_parts",
+        "_payload_bytes",
         "_remaining",
         "_size",
     )
@@ -124,6 +131,9 @@ class InboundParser:
         self._decoder: Any = None
         self._parts: list[Any] = []
         self._size = 0
+        # frames and their announced payload bytes in the message in progress
+        self._frames = 0
+        self._payload_bytes = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[InboundEvent]:
         """Parse ``data`` (the next bytes from the socket); return the events it completes."""
@@ -224,6 +234,15 @@ class InboundParser:
         self._first = opcode
         self._fin = fin
         self._remaining = length
+        self._frames += 1
+        self._payload_bytes += length
+        if too_fragmented(self._frames, self._payload_bytes):
+            self._fail(
+                f"message split into {self._frames} frames, more than "
+                f"{FRAGMENT_ALLOWANCE} plus one per payload byte",
+                out,
+                code=1009,
+            )
         return self._payload(data, start, out)
 
     def _hold(self, data: bytes, pos: int) -> int:
@@ -272,7 +291,7 @@ class InboundParser:
             self._message = 0
             self._decoder = None
             self._parts = []
-            self._size = 0
+            self._size = self._frames = self._payload_bytes = 0
         return end
 
     def _control(self, opcode: int, payload: bytes, out: list[InboundEvent]) -> None:

@@ -357,16 +357,8 @@ _RESULTS_SLOTS = (
 )
 
 _new = object.__new__
-(
-    _set_w_word,
-    _set_w_start,
-    _set_w_end,
-    _set_w_confidence,
-    _set_w_punctuated,
-    _set_w_speaker,
-    _set_w_language,
-    _set_w_raw,
-) = _setters(Word, _WORD_SLOTS)
+#: ``Word`` is a tuple of its fields in ``_WORD_SLOTS`` order: one C call builds one.
+_new_tuple = tuple.__new__
 (
     _set_a_transcript,
     _set_a_confidence,
@@ -474,16 +466,11 @@ def _results_fast(d: Mapping[str, Any]) -> Results | None:
                     language is not None and type(language) is not str
                 ):
                     return None
-            word = _new(Word)
-            _set_w_word(word, text)
-            _set_w_start(word, w_start)
-            _set_w_end(word, w_end)
-            _set_w_confidence(word, w_confidence)
-            _set_w_punctuated(word, punctuated)
-            _set_w_speaker(word, speaker)
-            _set_w_language(word, language)
-            _set_w_raw(word, w)
-            append(word)
+            append(
+                _new_tuple(
+                    Word, (text, w_start, w_end, w_confidence, punctuated, speaker, language, w)
+                )
+            )
         alternative = _new(Alternative)
         _set_a_transcript(alternative, transcript)
         _set_a_confidence(alternative, confidence)

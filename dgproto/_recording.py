@@ -4,7 +4,9 @@ A recording lets a session that misbehaved against the real Deepgram be replayed
 emulator as a test, so it holds exactly what crossed the wire, minus every credential.
 One JSON object per line (UTF-8):
 
-1. ``{"format": "dgproto-recording", "version": 1}``: refuse what you cannot read.
+1. ``{"format": "dgproto-recording", "version": 2, "sidecar": NAME | null}``: refuse what
+   you cannot read. ``sidecar`` names the raw audio file next to this one (below); a
+   later socket's header also has ``"offset"``, where its audio starts in the sidecar.
 2. ``{"type": "request", "t", "method", "path", "query": [[k, v], ...], "headers":
    [[name, value], ...]}``: credentials replaced by ``<redacted>`` (see ``redact_*``).
 3. ``{"type": "response", "t", "status", "headers", "body"}``: ``body`` is the base64
@@ -12,11 +14,34 @@ One JSON object per line (UTF-8):
 4. ``{"type": "frame", "t", "audio", "dir", "kind", ...}``, one per WebSocket message or
    control frame, in wire order. ``dir`` is ``"send"`` (client to server) or ``"recv"``;
    ``kind`` is ``text`` (with ``"text"``), ``binary``, ``ping`` or ``pong`` (with base64
-   ``"data"``) or ``close`` (with ``"code"``, ``"reason"``).
+   ``"data"``) or ``close`` (with ``"code"``, ``"reason"``). With a sidecar, every frame
+   line also has ``"sidecar": N``, the sidecar bytes written before it. A text message
+   that looks like one line of JSON (``{...}``, no CR/LF) is spliced in raw as the
+   *last* field, ``"json": {...}``, instead of an escaped ``"text"`` string (escaping
+   cost more than everything else the recorder does per message): the reader takes
+   everything after ``,"kind":"text","json":`` up to the closing brace as the text,
+   so a server message that was not valid JSON still loads (that line is then not
+   valid JSON itself).
 
 ``t`` is seconds since the request was written; ``audio`` is the client's audio clock
 (``audio_seconds_sent``, after a sent frame's own audio) or ``null`` when the encoding has
-no fixed byte rate. Audio is inline base64, so one file is the whole session.
+no fixed byte rate.
+
+**The audio sidecar** (version 2). Base64-encoding every audio frame inline cost several
+times the send path itself, so the client's audio frames (whole, unfragmented binary
+frames: every ``send_audio``) go to a binary file instead, as cheaply as bytes can be
+kept: per frame, an 8-byte little-endian IEEE double ``t``, then the WebSocket frame
+exactly as sent (header, mask key, masked payload). The reader unmasks them and merges
+them back into wire order by the ``sidecar`` offsets; their ``audio`` is the running sum
+of payload bytes over the request's byte rate. Without a sidecar (``null``: recording to
+a file object rather than a path) audio frames are inline ``binary`` lines as in version 1.
+
+**Several sockets** (a ``reconnect=`` stream): each socket's session starts with its own
+header line (then its request, response and frames); all share one sidecar, whose offsets
+count from the start of that file. ``read_recordings`` returns one ``Recording`` per
+socket, ``read_recording`` the first.
+
+Version 1 files (inline audio, one socket) are still read.
 
 Pure: ``Recorder`` turns calls into lines, ``read_recording`` lines into typed records;
 writing the file is the adapters' job (``dgproto.transports._record``).
@@ -27,12 +52,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import struct
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import attrs
+
+from ._audio import bytes_per_second
+from ._framing import apply_mask
+from ._options import LiveOptions
 
 __all__ = [
     "FORMAT",
@@ -45,12 +75,17 @@ __all__ = [
     "RequestRecord",
     "ResponseRecord",
     "read_recording",
+    "read_recordings",
     "redact_headers",
     "redact_target",
 ]
 
 FORMAT = "dgproto-recording"
-VERSION = 1
+VERSION = 2
+#: The versions ``read_recording`` accepts.
+READABLE_VERSIONS = (1, 2)
+#: A sidecar record's head: the frame's ``t``, a little-endian double.
+SIDECAR_T = struct.Struct("<d")
 #: What a credential is replaced with.
 REDACTED = "<redacted>"
 
@@ -214,6 +249,8 @@ class Recording:
 
 
 _AUDIO_HEAD = '{"type":"frame","t":'
+#: Where a text frame's message is spliced in as JSON (see ``_spliced``).
+_JSON_MARK = ',"kind":"text","json":'
 #: A str as a JSON string literal, non-ASCII kept (the C encoder json.dumps calls, minus
 #: the cost of building an encoder per call: this runs for every text frame).
 _quote: Callable[[str], str] = json.encoder.encode_basestring
@@ -244,8 +281,21 @@ class Recorder:
             self._start = now
         return round(now - self._start, 6)
 
-    def header(self) -> str:
-        return _dumps({"format": FORMAT, "version": VERSION})
+    def _stamp(self, now: float, audio: float | None) -> str:
+        """``T,"audio":A`` with six decimals: one ``%`` costs a third of ``repr(round())``
+        twice, which was most of the inbound recording cost."""
+        start = now if self._start is None else self._start  # the request set it
+        if audio is None:
+            return '%.6f,"audio":null' % (now - start)
+        return '%.6f,"audio":%.6f' % (now - start, audio)  # noqa: UP031
+
+    def header(self, sidecar: str | None = None, offset: int = 0) -> str:
+        """A socket's first line: ``sidecar`` names the raw audio file (``None``: audio
+        inline), ``offset`` is where this socket's audio starts in it."""
+        header = {"format": FORMAT, "version": VERSION, "sidecar": sidecar}
+        if offset:
+            header["offset"] = offset
+        return _dumps(header)
 
     def request(
         self, *, method: str, target: str, headers: Iterable[tuple[str, str]], now: float
@@ -277,20 +327,26 @@ class Recorder:
 
     def audio(self, payload: bytes, now: float, audio_seconds: float | None) -> str:
         """``frame("send", "binary", ...)``, shortened for the 50-a-second audio path."""
-        t = self._t(now)
-        audio = "null" if audio_seconds is None else repr(round(audio_seconds, 6))
+        stamp = self._stamp(now, audio_seconds)
         data = b2a_base64(payload, newline=False).decode("ascii")
-        return (
-            f'{_AUDIO_HEAD}{t!r},"audio":{audio},"dir":"send","kind":"binary","data":"{data}"}}\n'
-        )
+        return f'{_AUDIO_HEAD}{stamp},"dir":"send","kind":"binary","data":"{data}"}}\n'
 
-    def text(self, direction: Direction, payload: bytes, now: float, audio: float | None) -> str:
+    def text(
+        self,
+        direction: Direction,
+        payload: bytes | bytearray,
+        now: float,
+        audio: float | None,
+        sidecar: int | None = None,
+    ) -> str:
         """``frame(direction, "text", ...)``, shortened for the inbound message path."""
-        t = self._t(now)
-        clock = "null" if audio is None else repr(round(audio, 6))
-        text = _quote(payload.decode("utf-8", errors="replace"))
-        head = f'{_AUDIO_HEAD}{t!r},"audio":{clock},"dir":"{direction}"'
-        return f'{head},"kind":"text","text":{text}}}\n'
+        text = payload.decode("utf-8", errors="replace")
+        head = f'{_AUDIO_HEAD}{self._stamp(now, audio)},"dir":"{direction}"'
+        if sidecar is not None:
+            head += f',"sidecar":{sidecar}'
+        if text[-1:] == "}" and text[:1] == "{" and "\n" not in text and "\r" not in text:
+            return f"{head}{_JSON_MARK}{text}}}\n"  # spliced: escaping cost more than all else
+        return f'{head},"kind":"text","text":{_quote(text)}}}\n'
 
     def frame(
         self,
@@ -300,14 +356,15 @@ class Recorder:
         *,
         now: float,
         audio_seconds: float | None,
+        sidecar: int | None = None,
     ) -> str:
         """One frame: ``payload`` is the unmasked payload (a close frame's raw one)."""
-        t = self._t(now)
-        audio = "null" if audio_seconds is None else repr(round(audio_seconds, 6))
-        head = f'{{"type":"frame","t":{t!r},"audio":{audio},"dir":"{direction}","kind":"{kind}"'
         if kind == "text":
-            text = payload.decode("utf-8", errors="replace")
-            return f'{head},"text":{_quote(text)}}}\n'
+            return self.text(direction, payload, now, audio_seconds, sidecar)
+        stamp = self._stamp(now, audio_seconds)
+        head = f'{_AUDIO_HEAD}{stamp},"dir":"{direction}","kind":"{kind}"'
+        if sidecar is not None:
+            head += f',"sidecar":{sidecar}'
         if kind == "close":
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             reason = payload[2:].decode("utf-8", errors="replace")
@@ -342,6 +399,26 @@ def _unb64(value: Any, where: str) -> bytes:
         raise RecordingError(f"{where}: bad base64 ({exc})") from None
 
 
+def _spliced(line: str) -> dict[str, Any] | None:
+    """A frame line whose message was spliced in raw: its fields, ``text`` the raw text.
+
+    Read by position, not parsed, so the text is the server's byte for byte, and a
+    message that was not valid JSON (which makes the line invalid JSON too) still loads.
+    ``None`` when the line does not have that shape.
+    """
+    head, _, rest = line.rstrip("\n").partition(_JSON_MARK)
+    if not rest.endswith("}"):
+        return None
+    try:
+        obj = json.loads(head + "}")
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "frame":
+        return None
+    obj["kind"], obj["text"] = "text", rest[:-1]
+    return obj
+
+
 def _frame(obj: dict[str, Any], where: str) -> FrameRecord:
     direction = obj.get("dir")
     kind = obj.get("kind")
@@ -367,61 +444,178 @@ def _frame(obj: dict[str, Any], where: str) -> FrameRecord:
     return FrameRecord(data=_unb64(obj.get("data"), where), **common)
 
 
-def _check_header(obj: Any) -> int:
+def _check_header(obj: Any, where: str) -> tuple[int, str | None, int]:
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise RecordingError(f"line 1: not a {FORMAT} file (no format header)")
+        raise RecordingError(f"{where}: not a {FORMAT} file (no format header)")
     version = obj.get("version")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise RecordingError(
-            f"line 1: {FORMAT} version {version!r} is not supported; "
-            f"this dgproto reads version {VERSION}"
+            f"{where}: {FORMAT} version {version!r} is not supported; this dgproto reads "
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
-    return VERSION
+    sidecar = obj.get("sidecar")
+    if sidecar is not None and not isinstance(sidecar, str):
+        raise RecordingError(f"{where}: 'sidecar' must be a file name or null")
+    offset = obj.get("offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise RecordingError(f"{where}: 'offset' must be a sidecar byte offset")
+    return version, sidecar, offset
 
 
-def read_recording(lines: Iterable[str]) -> Recording:
-    """Parse a recording's lines (blank lines are skipped); ``RecordingError`` says where."""
-    version: int | None = None
-    request: RequestRecord | None = None
-    response: ResponseRecord | None = None
-    frames: list[FrameRecord] = []
+class _SidecarReader:
+    """Walks the sidecar's records in order, turning them into send ``binary`` frames."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        #: the current socket's byte rate and audio bytes so far (its audio clock)
+        self.bps: int | None = None
+        self.audio_bytes = 0
+
+    def until(self, offset: int | None, where: str) -> list[FrameRecord]:
+        """The records that start before ``offset`` (all that are left for ``None``)."""
+        data, out = self._data, []
+        end = len(data) if offset is None else offset
+        if end > len(data):
+            raise RecordingError(f"{where}: the sidecar is shorter ({len(data)} bytes) than {end}")
+        while self._pos < end:
+            pos = self._pos
+            if pos + SIDECAR_T.size + 2 > len(data):
+                raise RecordingError(f"sidecar byte {pos}: a truncated record")
+            (t,) = SIDECAR_T.unpack_from(data, pos)
+            pos += SIDECAR_T.size
+            second = data[pos + 1]
+            length, head = second & 0x7F, 2
+            if length == 126:
+                length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+            masked = bool(second & 0x80)
+            start = pos + head + (4 if masked else 0)
+            if data[pos] != 0x82 or start + length > len(data):
+                raise RecordingError(f"sidecar byte {self._pos}: not a whole binary frame")
+            payload = data[start : start + length]
+            if masked:
+                payload = apply_mask(payload, data[start - 4 : start])
+            self._pos = start + length
+            self.audio_bytes += length
+            audio = None if self.bps is None else round(self.audio_bytes / self.bps, 6)
+            out.append(
+                FrameRecord(
+                    t=round(t, 6), audio=audio, direction="send", kind="binary", data=payload
+                )
+            )
+        return out
+
+
+class _Segment:
+    """One socket's records while they are read."""
+
+    def __init__(self, version: int, reader: _SidecarReader | None) -> None:
+        self.version = version
+        #: the shared sidecar reader when this socket's audio is in it
+        self.reader = reader
+        self.request: RequestRecord | None = None
+        self.response: ResponseRecord | None = None
+        self.frames: list[FrameRecord] = []
+
+    def add(self, obj: dict[str, Any], where: str) -> None:
+        _record(obj, self, where)
+        reader = self.reader
+        if reader is None:
+            return
+        if obj.get("type") == "request":
+            assert self.request is not None
+            reader.bps, reader.audio_bytes = _byte_rate(self.request), 0
+        elif obj.get("type") == "frame":
+            frame = self.frames.pop()
+            self.frames += reader.until(_need(obj, "sidecar", int, where), where)
+            self.frames.append(frame)
+
+    def done(self, where: str, sidecar_end: int | None) -> Recording:
+        if self.request is None:
+            raise RecordingError(f"{where}: no request record: the session never started")
+        if self.reader is not None:
+            self.frames += self.reader.until(sidecar_end, where)
+        return Recording(
+            version=self.version,
+            request=self.request,
+            response=self.response,
+            frames=tuple(self.frames),
+        )
+
+
+def read_recordings(lines: Iterable[str], sidecar: bytes | None = None) -> list[Recording]:
+    """Parse a recording's lines into one ``Recording`` per socket (blank lines skipped).
+
+    ``sidecar`` is the content of the raw audio file the header names (``None``: there is
+    none, and a header naming one is an error). ``RecordingError`` says where it broke.
+    """
+    out: list[Recording] = []
+    segment: _Segment | None = None
+    reader = None if sidecar is None else _SidecarReader(sidecar)
+    where = "line 0"
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"line {number}"
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise RecordingError(f"{where}: not JSON ({exc})") from None
-        if version is None:
-            version = _check_header(obj)
+        obj = _spliced(line) if _JSON_MARK in line else None
+        if obj is None:
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise RecordingError(f"{where}: not JSON ({exc})") from None
+        if segment is None or (isinstance(obj, dict) and "format" in obj):
+            version, named, offset = _check_header(obj, where)
+            if segment is not None:
+                out.append(segment.done(where, offset))
+            if named is not None and reader is None:
+                raise RecordingError(f"{where}: the audio sidecar {named!r} is missing")
+            segment = _Segment(version, None if named is None else reader)
             continue
         if not isinstance(obj, dict):
             raise RecordingError(f"{where}: expected a JSON object")
-        kind = obj.get("type")
-        if kind == "frame":
-            if response is None:
-                raise RecordingError(f"{where}: a frame before the handshake response")
-            frames.append(_frame(obj, where))
-        elif kind == "request" and request is None:
-            request = RequestRecord(
-                t=float(_need(obj, "t", (int, float), where)),
-                method=_need(obj, "method", str, where),
-                path=_need(obj, "path", str, where),
-                query=_pairs(obj.get("query"), where, "query"),
-                headers=_pairs(obj.get("headers"), where, "headers"),
-            )
-        elif kind == "response" and request is not None and response is None:
-            response = ResponseRecord(
-                t=float(_need(obj, "t", (int, float), where)),
-                status=_need(obj, "status", int, where),
-                headers=_pairs(obj.get("headers"), where, "headers"),
-                body=_unb64(obj.get("body", ""), where),
-            )
-        else:
-            raise RecordingError(f"{where}: unexpected record {kind!r} here")
-    if version is None:
+        segment.add(obj, where)
+    if segment is None:
         raise RecordingError(f"empty file: no {FORMAT} header")
-    if request is None:
-        raise RecordingError("no request record: the session never started")
-    return Recording(version=version, request=request, response=response, frames=tuple(frames))
+    out.append(segment.done(where, None))
+    return out
+
+
+def read_recording(lines: Iterable[str], sidecar: bytes | None = None) -> Recording:
+    """The first socket's session of a recording (see ``read_recordings``)."""
+    return read_recordings(lines, sidecar)[0]
+
+
+def _byte_rate(request: RequestRecord) -> int | None:
+    """The request's audio byte rate (``None``: no fixed rate), as the tap computed it."""
+    try:
+        options = LiveOptions.from_query(request.query_string)
+    except ValueError:
+        return None
+    return bytes_per_second(options.encoding, options.sample_rate, options.channels or 1)
+
+
+def _record(obj: dict[str, Any], segment: _Segment, where: str) -> None:
+    kind = obj.get("type")
+    if kind == "frame":
+        if segment.response is None:
+            raise RecordingError(f"{where}: a frame before the handshake response")
+        segment.frames.append(_frame(obj, where))
+    elif kind == "request" and segment.request is None:
+        segment.request = RequestRecord(
+            t=float(_need(obj, "t", (int, float), where)),
+            method=_need(obj, "method", str, where),
+            path=_need(obj, "path", str, where),
+            query=_pairs(obj.get("query"), where, "query"),
+            headers=_pairs(obj.get("headers"), where, "headers"),
+        )
+    elif kind == "response" and segment.request is not None and segment.response is None:
+        segment.response = ResponseRecord(
+            t=float(_need(obj, "t", (int, float), where)),
+            status=_need(obj, "status", int, where),
+            headers=_pairs(obj.get("headers"), where, "headers"),
+            body=_unb64(obj.get("body", ""), where),
+        )
+    else:
+        raise RecordingError(f"{where}: unexpected record {kind!r} here")

@@ -39,6 +39,7 @@ from ._events import (
     Results,
     SpeechStarted,
     UtteranceEnd,
+    Word,
 )
 from ._options import LiveOptions
 
@@ -64,9 +65,7 @@ def rebase(event: E, offset: float) -> E:
         alternatives = tuple(
             attrs.evolve(
                 a,
-                words=tuple(
-                    attrs.evolve(w, start=w.start + offset, end=w.end + offset) for w in a.words
-                ),
+                words=tuple(_shift_word(w, offset) for w in a.words),
             )
             for a in event.alternatives
         )
@@ -289,3 +288,17 @@ def should_reconnect(reason: Closed | HandshakeRejected | BaseException) -> bool
     if isinstance(reason, (HandshakeRejected, HandshakeError)):
         return reason.retryable
     return isinstance(reason, OSError) and not isinstance(reason, ValueError)
+
+
+def _shift_word(word: Word, offset: float) -> Word:
+    # attrs.evolve works on a Word at run time, but mypy's attrs plugin cannot see it
+    return Word(
+        word=word.word,
+        start=word.start + offset,
+        end=word.end + offset,
+        confidence=word.confidence,
+        punctuated_word=word.punctuated_word,
+        speaker=word.speaker,
+        language=word.language,
+        raw=word.raw,
+    )

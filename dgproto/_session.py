@@ -19,7 +19,6 @@ Not thread-safe: an adapter serialises its calls.
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from collections import deque
@@ -31,7 +30,6 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
-    BytesMessage,
     CloseConnection,
     Ping,
     Pong,
@@ -45,13 +43,23 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 from ._config import Config
 from ._events import Closed, CloseInitiator, Connected, Event, HandshakeRejected, Metadata
 from ._exceptions import LocalProtocolError, RemoteProtocolError
-from ._fragments import FRAGMENT_ALLOWANCE, too_fragmented
 from ._framing import BinaryFrameWriter
+from ._inbound import BINARY, CLOSE, PING, PONG, TEXT, InboundParser, take_after_handshake
+from ._json import default_loads
 from ._messages import decode_binary, encode_close_stream
 from ._options import Auth, redact_query
 from ._state import Input, State, Table, next_state
+from ._stats import StatsTracker, StreamStats
+from ._utterances import UtteranceTracker
 
-__all__ = ["USER_AGENT", "Session", "StreamConnection", "__version__", "classify_close"]
+__all__ = [
+    "USER_AGENT",
+    "Session",
+    "StreamConnection",
+    "Tracking",
+    "__version__",
+    "classify_close",
+]
 
 __version__ = "0.1.0"
 USER_AGENT = f"dgproto/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
@@ -121,6 +129,10 @@ class StreamConnection(Protocol):
         """Seconds of audio sent; ``None`` without a fixed byte rate."""
 
     @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far (``StreamStats``)."""
+
+    @property
     def bytes_received(self) -> int:
         """Bytes fed to ``receive_data`` (the adapters' event-queue byte bound)."""
 
@@ -156,6 +168,25 @@ class StreamConnection(Protocol):
 
     def abort(self, *, now: float) -> None:
         """Close now, without draining."""
+
+
+@attrs.define
+class Tracking:
+    """The trackers one stream keeps across its sockets (a reconnecting stream's).
+
+    A lone connection makes its own. A reconnecting stream passes one ``Tracking`` to
+    every socket's connection, so the figures add up over the sockets and an utterance
+    in progress survives a drop: ``offset`` (the replay's) puts each socket's events
+    on the stream's clock, and the stream, not a socket, ends the utterances with
+    ``UtteranceTracker.close()`` at its real end.
+    """
+
+    #: ``StatsTracker``, made by the first connection (it knows the audio format).
+    stats: StatsTracker | None = None
+    #: ``UtteranceTracker`` (``/v1/listen``), made by the first connection.
+    utterances: UtteranceTracker | None = None
+    #: Seconds to add to the current socket's timestamps to get stream time.
+    offset: float = 0.0
 
 
 @attrs.define
@@ -205,6 +236,8 @@ class Session:
         table: Table,
         decode: Decoder,
         bytes_per_second: int | None,
+        tracking: Tracking | None = None,
+        channels: int = 1,
     ) -> None:
         self.config = config if config is not None else Config()
         self._auth = auth if auth is not None else Auth.none()
@@ -213,7 +246,7 @@ class Session:
         self._query_options = options
         self._extra_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
         self._user_agent = user_agent
-        self._loads: Callable[[str], Any] = self.config.json_loads or json.loads
+        self._loads: Callable[[str], Any] = default_loads(self.config.json_loads)
         self._table = table
         self._decode = decode
 
@@ -230,13 +263,8 @@ class Session:
         self._metadata: Metadata | None = None
         self._rejection: _Rejection | None = None
 
-        # incoming message reassembly (wsproto hands out frames piecewise); joined as
-        # they come, so memory is the message's size however many frames it arrives in
-        self._text = io.StringIO()
-        self._binary = bytearray()
-        self._message_size = 0
-        self._payload_bytes = 0
-        self._fragments = 0
+        #: the server's frames after the handshake (wsproto parses the handshake itself)
+        self._inbound: InboundParser | None = None
         self._bytes_received = 0
 
         # timers (absolute deadlines on the caller's clock)
@@ -252,13 +280,21 @@ class Session:
         self._audio_bytes_sent = 0
         self._bytes_per_second = bytes_per_second
 
-        # wsproto event type -> handler, built once: this is the inbound hot path
+        # statistics: one tracker per stream, shared by its sockets when it reconnects
+        #: whether this connection ends the stream's trackers (False: a stream's socket)
+        self._owns_tracking = tracking is None
+        self._tracking = tracking if tracking is not None else Tracking()
+        if self._tracking.stats is None:
+            self._tracking.stats = StatsTracker(
+                bytes_per_second=bytes_per_second, channels=channels
+            )
+        self._stats: StatsTracker = self._tracking.stats
+        self._on_audio = self._stats.on_audio_sent  # bound once: called for every chunk
+        #: the latest ``now`` of an input that can end the connection (for ``Closed``'s time)
+        self._now = 0.0
+
+        # the handshake's wsproto events -> handler
         self._dispatch: dict[type, Callable[[Any, float], None]] = {
-            TextMessage: self._on_text,
-            BytesMessage: self._on_binary,
-            Ping: self._on_ping,
-            Pong: self._on_pong,
-            CloseConnection: self._on_close,
             AcceptConnection: self._on_accept,
             RejectConnection: self._on_reject,
             RejectData: self._on_reject_data,
@@ -294,6 +330,11 @@ class Session:
     def audio_bytes_sent(self) -> int:
         """Bytes of audio passed to ``send_audio`` so far."""
         return self._audio_bytes_sent
+
+    @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far, as of the latest ``now`` the core was given."""
+        return self._stats.snapshot()
 
     @property
     def bytes_received(self) -> int:
@@ -383,8 +424,10 @@ class Session:
         if not size:
             return
         self._out.append(self._frame(chunk))
-        self._audio_bytes_sent += size
+        sent = self._audio_bytes_sent = self._audio_bytes_sent + size
         self._last_sent = now
+        bps = self._bytes_per_second
+        self._on_audio(size, None if bps is None else self._tracking.offset + sent / bps, now)
 
     def close_stream(self, *, now: float) -> None:
         """Send ``CloseStream`` and drain: results keep coming until the server closes.
@@ -392,7 +435,7 @@ class Session:
         It queues behind any audio already sent, so Deepgram transcribes all of it.
         """
         self._state = next_state(self._state, Input.CLOSE_STREAM, self._table)
-        self._send_text(encode_close_stream(), now=now)
+        self._send_text(encode_close_stream(), now=now, kind="CloseStream")
         if self.config.close_timeout is not None:
             self._close_deadline = now + self.config.close_timeout
 
@@ -401,7 +444,7 @@ class Session:
 
         Safe to call in any state (a no-op once closed), so adapters call it in cleanup.
         """
-        del now  # nothing to schedule: the connection ends here
+        self._now = now  # nothing to schedule: the connection ends here
         if self._state is State.CLOSED:
             return
         opened = self._state in (State.OPEN, State.CLOSING)
@@ -425,6 +468,7 @@ class Session:
         Never raises because of what the peer sent: protocol violations end the
         connection with ``Closed(error=RemoteProtocolError(...))``.
         """
+        self._now = now
         if self._state is State.IDLE:
             raise LocalProtocolError("receive_data() before connect()", state=self._state)
         if self._state is State.CLOSED:
@@ -433,6 +477,9 @@ class Session:
             self.receive_eof(now=now)
             return
         self._bytes_received += len(data)
+        if self._inbound is not None:  # the hot path: frames after the handshake
+            self._receive_frames(self._inbound.feed(data))
+            return
         try:
             self._ws.receive_data(data if type(data) is bytes else bytes(data))
         except (WsRemoteProtocolError, UnicodeError) as exc:
@@ -444,6 +491,7 @@ class Session:
 
     def receive_eof(self, *, now: float) -> None:
         """The socket reached EOF. Idempotent; a no-op once closed."""
+        self._now = now
         if self._state is State.IDLE:
             raise LocalProtocolError("receive_eof() before connect()", state=self._state)
         if self._state is State.CLOSED:
@@ -472,6 +520,7 @@ class Session:
 
     def handle_timer(self, *, now: float) -> None:
         """Act on every deadline that has passed. Calling it early does nothing."""
+        self._now = now
         state = self._state
         if state is State.CONNECTING:
             if self._open_deadline is not None and now >= self._open_deadline:
@@ -534,9 +583,11 @@ class Session:
 
     # ------------------------------------------------------------------ internals: output
 
-    def _send_text(self, text: str, *, now: float) -> None:
+    def _send_text(self, text: str, *, now: float, kind: str = "") -> None:
+        """Queue a control message; ``kind`` (``"KeepAlive"``, ...) is for the stats."""
         self._out.append(self._ws.send(TextMessage(data=text)))
         self._last_sent = now
+        self._stats.on_text_sent(kind, now)
 
     def _send_ping(self, now: float) -> None:
         self._ping_count += 1
@@ -557,23 +608,44 @@ class Session:
     # ------------------------------------------------------------------ internals: input
 
     def _process(self, now: float) -> None:
+        """The handshake's events; at the ``101``, the frames go to ``InboundParser``."""
         handlers = self._dispatch
         for event in self._ws.events():
             handlers.get(type(event), _ignore)(event, now)
             if self._state is State.CLOSED:
                 return
+            if self._inbound is not None:  # accepted: what came with the 101 is frames
+                rest = take_after_handshake(self._ws)
+                if rest:
+                    self._receive_frames(self._inbound.feed(rest))
+                return
 
-    def _on_ping(self, event: Ping, now: float) -> None:
-        # Only reachable while our side of the WebSocket is open: we send our close
-        # frame solely on the way to CLOSED, and input stops being processed there.
-        self._out.append(self._ws.send(event.response()))
+    def _receive_frames(self, frames: list[tuple[int, Any]]) -> None:
+        """Act on the parser's messages and controls, in order, until the connection ends."""
+        for kind, value in frames:
+            if kind == TEXT:
+                self._deliver(value)
+            elif kind == BINARY:
+                self._events.append(decode_binary(value))
+            elif kind == PING:
+                # Only while our side is open: we send our close solely on the way to
+                # CLOSED, and input stops being processed there.
+                self._out.append(self._ws.send(Pong(payload=value)))
+            elif kind == PONG:
+                self._on_pong(value)
+            elif kind == CLOSE:
+                self._on_close(*value)
+            else:  # ERROR: the peer broke the protocol, or a message was too big
+                self._protocol_error(value[1], code=value[0])
+            if self._state is State.CLOSED:
+                return
 
-    def _on_pong(self, event: Pong, now: float) -> None:
+    def _on_pong(self, payload: bytes) -> None:
         # A pong answers its ping and, as pongs come in order, every earlier one too
         # (RFC 6455 lets a peer answer only the latest ping of a burst).
         payloads = [p for p, _ in self._pings]
-        if event.payload in payloads:
-            for _ in range(payloads.index(event.payload) + 1):
+        if payload in payloads:
+            for _ in range(payloads.index(payload) + 1):
                 self._pings.popleft()
 
     def _on_reject(self, event: RejectConnection, now: float) -> None:
@@ -589,8 +661,10 @@ class Session:
         self._request_id = _header(headers, "dg-request-id")
         self._open_deadline = None
         self._last_sent = now
+        self._inbound = InboundParser(self.config.max_message_size)
         if self.config.ping_interval is not None:
             self._ping_at = now + self.config.ping_interval
+        self._stats.on_open(now)
         self._events.append(
             Connected(request_id=self._request_id, headers=headers, subprotocol=event.subprotocol)
         )
@@ -637,83 +711,19 @@ class Session:
             retryable=rejected.retryable,
         )
 
-    def _on_text(self, event: TextMessage, now: float) -> None:
-        data = event.data
-        if event.message_finished and not self._fragments:
-            if len(data) > self.config.max_message_size:
-                self._message_too_big(len(data))
-                return
-            self._deliver(data)
-            return
-        # A character is at most 4 bytes of UTF-8, so 4 * characters bounds the payload.
-        if not self._take_fragment(len(data), 4 * len(data)):
-            return
-        self._text.write(data)
-        if event.message_finished:
-            text = self._text.getvalue()
-            self._reset_message()
-            self._deliver(text)
-
-    def _on_binary(self, event: BytesMessage, now: float) -> None:
-        data = event.data
-        if not self._take_fragment(len(data), len(data)):
-            return
-        self._binary += data
-        if event.message_finished:
-            message = bytes(self._binary)
-            self._reset_message()
-            self._events.append(decode_binary(message))
-
-    def _take_fragment(self, size: int, payload_bytes: int) -> bool:
-        """Count one frame of a fragmented message; False once the connection ended.
-
-        Over ``max_message_size`` closes with 1009, and so does a flood of (near) empty
-        frames, which adds nothing to the size but costs a parse each.
-        """
-        self._message_size += size
-        self._payload_bytes += payload_bytes
-        self._fragments += 1
-        if self._message_size > self.config.max_message_size:
-            self._message_too_big(self._message_size)
-            return False
-        if too_fragmented(self._fragments, self._payload_bytes):
-            self._protocol_error(
-                f"message split into {self._fragments} frames, more than "
-                f"{FRAGMENT_ALLOWANCE} plus one per payload byte",
-                code=1009,
-            )
-            return False
-        return True
-
-    def _reset_message(self) -> None:
-        self._text = io.StringIO()
-        self._binary = bytearray()
-        self._message_size = self._payload_bytes = self._fragments = 0
-
-    def _message_too_big(self, size: int) -> None:
-        self._protocol_error(
-            f"message of at least {size} characters exceeds max_message_size="
-            f"{self.config.max_message_size}",
-            code=1009,
-        )
-
     def _deliver(self, text: str) -> None:
         event = self._decode(text, self._loads)
         self._events.append(event)
         self._on_message(event)
 
-    def _on_close(self, event: CloseConnection, now: float) -> None:
-        if self._ws.state is not ConnectionState.REMOTE_CLOSING:
-            # wsproto reports a frame it could not parse as a CloseConnection it made up;
-            # the peer sent no close frame, so this is our close, for its fault.
-            self._protocol_error(event.reason or "invalid frame", code=event.code)
-            return
-        self._out.append(self._ws.send(event.response()))
-        error_code, retryable = self._classify(event.code, event.reason or "")
+    def _on_close(self, code: int, reason: str) -> None:
+        # Echo the peer's close frame (1005, no code, echoes as an empty close frame).
+        self._out.append(self._ws.send(CloseConnection(code=code, reason=reason)))
+        error_code, retryable = self._classify(code, reason)
         self._finish(
             Input.REMOTE_CLOSE,
-            code=event.code,
-            reason=event.reason or "",
+            code=code,
+            reason=reason,
             initiator="server",
             error_code=error_code,
             clean=True,
@@ -752,7 +762,7 @@ class Session:
             short = reason.encode()[:120].decode(errors="ignore")
             self._out.append(self._ws.send(CloseConnection(code=send_close, reason=short)))
         self._on_finishing()
-        self._reset_message()
+        self._inbound = None
         self._open_deadline = self._close_deadline = None
         self._ping_at = None
         self._pings.clear()
@@ -767,4 +777,5 @@ class Session:
             error=error,
             metadata=self._metadata,
         )
+        self._stats.on_close(self._now)
         self._events.append(self._closed)

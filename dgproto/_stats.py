@@ -54,6 +54,8 @@ class StreamStats:
     result_lag_p50: float | None = None
     result_lag_p95: float | None = None
     result_lag_max: float | None = None
+    #: The latest timed final's lag: for a live display.
+    result_lag_last: float | None = None
     #: From ``finalize()`` to its ``FinalizeComplete`` (those the close cut short excluded).
     finalize_latency_p50: float | None = None
     finalize_latency_max: float | None = None
@@ -129,6 +131,7 @@ class StatsTracker:
         self._first_audio_at: float | None = None
         self._first_result_latency: float | None = None
         self._lag = LogHistogram()
+        self._last_lag: float | None = None
         self._finalize = LogHistogram()
         self._finalizes_pending: deque[float] = deque()
         # (audio end, wall time) of each send, oldest first, from ``_head`` on
@@ -227,6 +230,7 @@ class StatsTracker:
             result_lag_p50=self._lag.quantile(0.5),
             result_lag_p95=self._lag.quantile(0.95),
             result_lag_max=self._lag.max,
+            result_lag_last=self._last_lag,
             finalize_latency_p50=self._finalize.quantile(0.5),
             finalize_latency_max=self._finalize.max,
             connected_seconds=connected,
@@ -249,7 +253,8 @@ class StatsTracker:
         end = results.end
         index = bisect_left(self._ends, end - _TOLERANCE, lo=self._head)
         if index < len(self._ends) and end - _TOLERANCE > self._floor:
-            self._lag.add(max(now - self._times[index], 0.0))
+            lag = self._last_lag = max(now - self._times[index], 0.0)
+            self._lag.add(lag)
         channel = results.channel
         if end > self._covered.get(channel, 0.0):
             self._covered[channel] = end

@@ -9,6 +9,12 @@ the binary payload bytes sent, so it equals the core's ``audio_seconds_sent``.
 
 Lines go to ``write`` as they are made; the tap never raises on odd bytes (a recorder
 must not break the session it records): what it cannot parse, it stops recording.
+
+With ``sidecar=`` (a file name), each whole audio frame the client sends is appended to
+``audio_buffer`` untouched (its ``t`` as a double, then the masked frame, the format's
+sidecar record) instead of being unmasked and base64-encoded into a line: per frame that
+is two ``bytearray`` appends, the cheapest way to keep the bytes. The owner empties the
+buffer into the sidecar file (``flush_audio`` is called past ``AUDIO_FLUSH`` bytes).
 """
 
 from __future__ import annotations
@@ -18,9 +24,13 @@ from collections.abc import Callable, Sequence
 from ._audio import bytes_per_second
 from ._framing import apply_mask
 from ._options import LiveOptions
-from ._recording import Direction, Kind, Recorder
+from ._recording import SIDECAR_T, Direction, Kind, Recorder
 
-__all__ = ["WireTap"]
+__all__ = ["AUDIO_FLUSH", "WireTap"]
+
+#: ``audio_buffer`` bytes after which the tap calls ``flush_audio``.
+AUDIO_FLUSH = 256 * 1024
+_pack_t = SIDECAR_T.pack
 
 _KIND_OF_OPCODE: dict[int, Kind] = {1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 
@@ -35,6 +45,22 @@ def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
     return lines[0], headers
 
 
+def _nothing() -> None:
+    """``flush_audio`` when the owner takes the audio only at the end."""
+
+
+def _unmasked_frame(payload: bytes) -> bytes:
+    """A whole binary frame carrying ``payload``, unmasked (for the sidecar)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x82, size))
+    elif size < 1 << 16:
+        head = b"\x82\x7e" + size.to_bytes(2, "big")
+    else:
+        head = b"\x82\x7f" + size.to_bytes(8, "big")
+    return head + payload
+
+
 class _Frames:
     """Incremental WebSocket frame parser for one direction (messages reassembled)."""
 
@@ -43,7 +69,7 @@ class _Frames:
         self._opcode = 0
         self._parts: list[bytes] = []
 
-    def feed(self, data: bytes) -> list[tuple[Kind, bytes, int]]:
+    def feed(self, data: bytes | bytearray) -> list[tuple[Kind, bytes, int]]:
         """Complete messages/control frames as ``(kind, payload, fragment bytes)``.
 
         The third item counts a binary message's payload bytes that arrived in this call,
@@ -98,9 +124,25 @@ class _Frames:
 class WireTap:
     """Feed it both directions of one client session; it ``write``s recording lines."""
 
-    def __init__(self, write: Callable[[str], object], *, secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        write: Callable[[str], object],
+        *,
+        secrets: Sequence[str] = (),
+        sidecar: str | None = None,
+        sidecar_offset: int = 0,
+        flush_audio: Callable[[], object] | None = None,
+    ) -> None:
         self._write = write
         self._recorder = Recorder(secrets=secrets)
+        #: sidecar records not yet taken (``take_audio``); ``None``: audio goes inline
+        self.audio_buffer: bytearray | None = None if sidecar is None else bytearray()
+        self._sidecar = sidecar
+        self._sidecar_base = sidecar_offset
+        #: sidecar bytes taken so far, counted from the sidecar file's start
+        self._sidecar_taken = sidecar_offset
+        self._flush_audio: Callable[[], object] = flush_audio or _nothing
+        self._t0 = 0.0
         self._out_head = bytearray()
         self._in_head = bytearray()
         self._out_frames: _Frames | None = None
@@ -112,14 +154,30 @@ class WireTap:
         self._done = False
 
     @property
+    def _sidecar_pos(self) -> int | None:
+        """The sidecar's size once everything buffered is written (``None``: no sidecar)."""
+        buffer = self.audio_buffer
+        return None if buffer is None else self._sidecar_taken + len(buffer)
+
+    def take_audio(self) -> bytes:
+        """The sidecar records buffered so far, for the owner to append to the file."""
+        buffer = self.audio_buffer
+        if not buffer:
+            return b""
+        data = bytes(buffer)
+        buffer.clear()
+        self._sidecar_taken += len(data)
+        return data
+
+    @property
     def audio_seconds(self) -> float | None:
         """The client's audio clock as the tap counts it (``None``: no fixed byte rate)."""
         return None if self._bps is None else self._audio_bytes / self._bps
 
-    def sent(self, data: bytes, now: float) -> None:
+    def sent(self, data: bytes | bytearray, now: float) -> None:
         """Bytes the client wrote (``data_to_send()``), in order."""
         frames = self._out_frames
-        if frames is not None and not self._done and not frames.buffer and data[:1] == b"\x82":
+        if frames is not None and data[:1] == b"\x82" and not frames.buffer and not self._done:
             # The hot path: exactly one whole audio frame, as send_audio() makes it.
             second = data[1] if len(data) > 1 else 0
             length, head = second & 0x7F, 6
@@ -127,8 +185,15 @@ class WireTap:
                 length, head = int.from_bytes(data[2:4], "big"), 8
             if second & 0x80 and second != 0xFF and head + length == len(data) and length:
                 self._audio_bytes += length
-                payload = apply_mask(data[head:], data[head - 4 : head])
-                self._write(self._recorder.audio(payload, now, self.audio_seconds))
+                buffer = self.audio_buffer
+                if buffer is None:
+                    payload = apply_mask(bytes(data[head:]), bytes(data[head - 4 : head]))
+                    self._write(self._recorder.audio(payload, now, self.audio_seconds))
+                    return
+                buffer += _pack_t(now - self._t0)
+                buffer += data
+                if len(buffer) > AUDIO_FLUSH:
+                    self._flush_audio()
                 return
         if self._done or not data:
             return
@@ -143,7 +208,7 @@ class WireTap:
             data = rest
         self._frames("send", frames.feed(data), now)
 
-    def received(self, data: bytes, now: float) -> None:
+    def received(self, data: bytes | bytearray, now: float) -> None:
         """Bytes the client read (what it passed to ``receive_data()``), in order."""
         frames = self._in_frames
         if frames is not None and not frames.buffer and data[:1] == b"\x81":
@@ -153,7 +218,11 @@ class WireTap:
             if second == 126:
                 length, head = int.from_bytes(data[2:4], "big"), 4
             if second < 127 and head + length == len(data):
-                self._write(self._recorder.text("recv", data[head:], now, self.audio_seconds))
+                self._write(
+                    self._recorder.text(
+                        "recv", data[head:], now, self.audio_seconds, self._sidecar_pos
+                    )
+                )
                 return
         if self._done or not data or self._out_frames is None:
             return
@@ -190,7 +259,8 @@ class WireTap:
         except ValueError:
             options = LiveOptions()
         self._bps = bytes_per_second(options.encoding, options.sample_rate, options.channels or 1)
-        self._write(self._recorder.header())
+        self._t0 = now
+        self._write(self._recorder.header(self._sidecar, self._sidecar_base))
         self._write(self._recorder.request(method=method, target=target, headers=headers, now=now))
 
     def _on_response(self, head: bytes, rest: bytes, now: float) -> bool:
@@ -231,4 +301,18 @@ class WireTap:
                 self._audio_bytes += audio
             if kind == "binary" and not payload and audio:
                 continue  # a fragment of a longer message: recorded when it completes
-            self._write(frame(direction, kind, payload, now=now, audio_seconds=self.audio_seconds))
+            buffer = self.audio_buffer
+            if direction == "send" and kind == "binary" and buffer is not None:
+                buffer += _pack_t(now - self._t0)
+                buffer += _unmasked_frame(payload)
+                continue
+            self._write(
+                frame(
+                    direction,
+                    kind,
+                    payload,
+                    now=now,
+                    audio_seconds=self.audio_seconds,
+                    sidecar=self._sidecar_pos,
+                )
+            )

@@ -204,6 +204,9 @@ class _BlockingView:
     async def send_keepalive(self) -> None:
         self.stream.send_keepalive()
 
+    async def send_paced(self, source: Any, **kwargs: Any) -> int:
+        return self.stream.send_paced(source, **kwargs)  # type: ignore[no-any-return]
+
     async def configure(self, *args: Any, **kwargs: Any) -> None:
         self.stream.configure(*args, **kwargs)
 

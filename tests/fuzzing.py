@@ -43,6 +43,7 @@ from dgproto.emulator._connection import EmulatorConnection, EmulatorState
 from dgproto.emulator._recognizer import ScriptedRecognizer
 
 from .helpers import FIXTURES, close_payload, raw_frame, split_at
+from .inbound_diff import compare, run_both
 
 #: CPU seconds any one input may cost, plus this much per byte of it. Generous (the
 #: suite runs under coverage on shared cores); a quadratic path blows through it.
@@ -538,11 +539,39 @@ def run_emulator(case: EmulatorCase) -> int:
 
 # --------------------------------------------------------------------------- make fuzz
 
+# --------------------------------------------------------------------------- inbound
+
+
+def run_inbound(src: Source) -> int:
+    """Server frames after the handshake: ``InboundParser`` and the connection's receive
+    path against wsproto's parser (tests/inbound_diff.py), the stream split anywhere."""
+    frames = []
+    for _ in range(src.integer(0, 8)):
+        if src.chance(3):
+            frames.append(raw_frame(0x1, mutated_json(src, _LISTEN_FIXTURES)))
+        else:
+            frame = _frame(src, _LISTEN_FIXTURES, None)
+            if len(frame) < 1000 * 2:  # not the fragment flood: that rule is per frame
+                frames.append(frame)
+    data = b"".join(frames)
+    if src.chance(3):
+        data = data[: src.integer(0, len(data))]  # the peer stops mid-frame
+    cuts = sorted(src.integer(0, len(data)) for _ in range(src.integer(0, 8)))
+    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    max_size = src.choice([1 << 20, 1 << 20, 300, 40])
+    theirs, ours = run_both(chunks, max_size)
+    if ours != theirs:
+        raise Finding(f"parser: {ours!r} != wsproto: {theirs!r}")
+    compare(chunks, max_size, with_101=src.chance(2))
+    return len(data)
+
+
 Runner = Callable[[Source], int]
 
 TARGETS: dict[str, Runner] = {
     "client": lambda src: run_client(client_case(src)),
     "emulator": lambda src: run_emulator(emulator_case(src)),
+    "inbound": run_inbound,
 }
 
 

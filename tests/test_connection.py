@@ -23,6 +23,7 @@ from dgproto import (
     Results,
     State,
     UnknownMessage,
+    Utterance,
     classify_close,
 )
 from dgproto._options import Auth
@@ -446,8 +447,9 @@ def test_all_message_kinds_decode_and_unknown_or_malformed_never_end_the_stream(
     events = pair.pump()
     assert kinds(events) == [
         "Results",
+        "Utterance",  # the final is speech_final: its utterance ends right after it
         "SpeechStarted",
-        "UtteranceEnd",
+        "UtteranceEnd",  # for the same words: no second Utterance
         "UnknownMessage",
         "MalformedMessage",
         "MalformedMessage",
@@ -456,9 +458,13 @@ def test_all_message_kinds_decode_and_unknown_or_malformed_never_end_the_stream(
     assert isinstance(results, Results)
     assert results.is_final
     assert results.speech_final
-    assert isinstance(events[3], UnknownMessage)
-    assert events[3].raw == {"type": "SomethingNew", "x": 1}
-    assert isinstance(events[4], MalformedMessage)
+    utterance = events[1]
+    assert isinstance(utterance, Utterance)
+    assert (utterance.reason, utterance.results) == ("speech_final", (results,))
+    assert utterance.transcript == results.transcript
+    assert isinstance(events[4], UnknownMessage)
+    assert events[4].raw == {"type": "SomethingNew", "x": 1}
+    assert isinstance(events[5], MalformedMessage)
     assert pair.client.state is State.OPEN
     pair.send_audio()
     assert pair.server.types()[-1] == "audio"
@@ -559,7 +565,10 @@ def test_close_stream_drains_results_and_metadata_then_echoes_close() -> None:
     pair.server.send_text(METADATA_JSON)
     pair.server.close(1000)
     events = pair.pump()
-    assert kinds(events) == ["Results", "Metadata", "Closed"]
+    # the drained final had no end signal: the close ends its utterance, before Closed
+    assert kinds(events) == ["Results", "Metadata", "Utterance", "Closed"]
+    assert isinstance(events[2], Utterance)
+    assert (events[2].transcript, events[2].reason) == ("tail words", "closed")
     closed = events[-1]
     assert isinstance(closed, Closed)
     assert (closed.code, closed.initiator, closed.clean, closed.retryable) == (
@@ -581,8 +590,10 @@ def test_close_timeout_sends_our_close_and_keeps_what_arrived() -> None:
     pair.server.send_text(results_json(start=0, duration=1, transcript="kept"))
     pair.pump()
     events = pair.advance(2.5)
-    assert kinds(pair.log) == ["Connected", "Results", "Closed"]
-    [closed] = events
+    assert kinds(pair.log) == ["Connected", "Results", "Utterance", "Closed"]
+    utterance, closed = events
+    assert isinstance(utterance, Utterance)
+    assert (utterance.transcript, utterance.reason) == ("kept", "closed")
     assert isinstance(closed, Closed)
     assert closed.initiator == "timeout"
     assert not closed.clean
@@ -698,8 +709,10 @@ def test_finalize_completes_on_from_finalize() -> None:
     assert _finalize_completions(pair.pump()) == []
     pair.server.send_text(results_json(start=0, duration=1.0, transcript="x", from_finalize=True))
     events = pair.pump()
-    assert kinds(events) == ["Results", "FinalizeComplete"]
+    assert kinds(events) == ["Results", "FinalizeComplete", "Utterance"]
     assert events[1] == FinalizeComplete(channel=None, reason="from_finalize")
+    assert isinstance(events[2], Utterance)
+    assert (events[2].transcript, events[2].reason) == ("x", "finalize")
 
 
 def test_finalize_completes_when_finals_cover_the_audio() -> None:

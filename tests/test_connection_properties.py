@@ -42,6 +42,7 @@ from dgproto._events import (
     Results,
     SpeechStarted,
     UnknownMessage,
+    Utterance,
     UtteranceEnd,
 )
 from dgproto._options import Auth, LiveOptions
@@ -123,6 +124,7 @@ CONFIGS = st.builds(
     close_timeout=st.sampled_from([None, 10.0]),
     ping_interval=st.sampled_from([None, 2.5]),
     ping_timeout=st.sampled_from([None, 1.0]),
+    utterance_timeout=st.sampled_from([None, 3.0]),
 )
 
 #: Audio chunks: empty, tiny, or up to 0.2 s; the content varies so order shows.
@@ -306,7 +308,8 @@ class ConnectionMachine(RuleBasedStateMachine):
             return None
         assert events, f"{cls.__name__} was dropped"
         assert isinstance(events[0], cls), events
-        assert all(isinstance(e, FinalizeComplete) for e in events[1:]), events
+        # after it: only the Finalizes and utterances it completes (check_utterances)
+        assert all(isinstance(e, (FinalizeComplete, Utterance)) for e in events[1:]), events
         return events[0]
 
     def check_early_timer(self, when: float) -> None:
@@ -570,9 +573,14 @@ class ConnectionMachine(RuleBasedStateMachine):
         assert (end.code, end.reason, end.initiator) == (code, reason, "server")
         assert (end.error_code, end.retryable, end.clean) == (error_code, retryable, True)
         assert end.error is None
-        assert all(isinstance(e, FinalizeComplete) and e.reason == "closed" for e in events[:-1]), (
-            events
-        )
+        # the utterances the close ends, then the Finalizes it cuts short, then Closed
+        ended = [e for e in events[:-1] if isinstance(e, Utterance)]
+        assert events[: len(ended)] == ended
+        assert all(e.reason == "closed" for e in ended)
+        assert all(
+            isinstance(e, FinalizeComplete) and e.reason == "closed"
+            for e in events[len(ended) : -1]
+        ), events
         assert self.server.received[-1] == ("close", code)  # echoed
 
     @precondition(lambda self: self.patient())
@@ -648,6 +656,52 @@ class ConnectionMachine(RuleBasedStateMachine):
         timer = c.get_timer()
         assert timer is None or timer > self.now, (timer, self.now)
         self.check_finalizes()
+        self.check_utterances()
+
+    def check_utterances(self) -> None:
+        """Each ``Utterance`` follows the finals it is built from (each used once), is
+        never empty, and its reason matches what came just before it."""
+        used: set[int] = set()
+        at: dict[int, int] = {id(e): i for i, e in enumerate(self.log)}
+        for i, event in enumerate(self.log):
+            if not isinstance(event, Utterance):
+                continue
+            assert event.transcript.strip()
+            assert event.results
+            for results in event.results:
+                assert results.is_final
+                assert results.transcript.strip()
+                assert at[id(results)] < i
+                assert id(results) not in used
+                used.add(id(results))
+            last = at[id(event.results[-1])]
+            between = self.log[last + 1 : i]
+            if event.reason == "speech_final":
+                # right after its last final (and the Finalizes that final completed)
+                assert event.results[-1].speech_final
+                assert all(isinstance(e, (Utterance, FinalizeComplete)) for e in between)
+            elif event.reason == "finalize":
+                assert any(
+                    isinstance(e, FinalizeComplete) and e.reason != "closed" for e in between
+                )
+            elif event.reason == "timeout":
+                timeout = self.config.utterance_timeout
+                assert timeout is not None
+                assert self.log_times[i] - self.log_times[last] >= timeout - EPS
+            elif event.reason == "closed":
+                rest = self.log[i + 1 :]  # drained with the Closed that follows
+                assert rest
+                assert isinstance(rest[-1], Closed), rest
+                assert all(isinstance(e, (Utterance, FinalizeComplete)) for e in rest[:-1]), rest
+        if self.client.state is State.CLOSED:
+            # no final is dropped: each that reaches past the finals before it (a repeat
+            # of words already taken is not new) went into exactly one utterance
+            reach = float("-inf")
+            for e in self.log:
+                if isinstance(e, Results) and e.is_final and e.transcript.strip():
+                    if e.end > reach + 0.01:
+                        assert id(e) in used, e
+                    reach = max(reach, e.end)
 
     def check_finalizes(self) -> None:
         done = [

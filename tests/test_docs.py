@@ -229,6 +229,21 @@ def test_api_reference_lists_public_constants() -> None:
                 assert f".. autodata:: {module_name}.{name}\n" in pages
 
 
+def test_record_replay_guide_replays_what_it_recorded(tmp_path: Path) -> None:
+    program = _program("guides/record-replay.md")
+    audio = synthesize("Recorded once. Replayed often.")
+    path = str(tmp_path / "session.jsonl")
+    with serve_in_thread() as server:
+        recorded = program["record"](audio, path, url=server.url, api_key="a-secret-key")
+    assert "a-secret-key" not in Path(path).read_text()
+    replayed = program["replay"](audio, path)
+    assert [e.transcript for e in replayed] == [e.transcript for e in recorded]
+    assert [round(e.start, 3) for e in replayed] == [round(e.start, 3) for e in recorded]
+    assert (
+        " ".join(e.transcript for e in recorded if e.transcript) == "recorded once replayed often"
+    )
+
+
 def test_every_guide_is_tested() -> None:
-    tested = {"voice-agent", "telephony", "meeting-recorder", "testing", "by-hand"}
+    tested = {"voice-agent", "telephony", "meeting-recorder", "testing", "by-hand", "record-replay"}
     assert {page.stem for page in (DOCS / "guides").glob("*.md")} == tested

@@ -168,7 +168,10 @@ def test_turns_configure_and_close(driver: Driver) -> None:
             assert stream.request_id is not None
             assert stream.state is State.OPEN
             await stream.configure(thresholds={"eot_threshold": 0.8}, keyterms=["Flux"])
-            await send_all(d, stream)
+            assert inner(stream).options == FLUX
+            # send_paced is shared by every stream: it reads the format from FluxOptions.
+            assert await stream.send_paced(AUDIO, speed=50.0) == len(AUDIO)
+            assert stream.stats.audio_seconds_sent == pytest.approx(len(AUDIO) / 32000)
             closed = await stream.close()
             events = await d.collect(stream)
             assert stream.state is State.CLOSED
@@ -289,7 +292,7 @@ def test_force_end_turn_during_an_outage_is_sent_after_the_replay() -> None:
     """A force_end_turn() while no socket is live waits for the replay (pure Session)."""
     from dgproto.transports._reconnect import FLUX_RESUME, Session
 
-    session = Session(POLICY, FLUX_RESUME.replay(FLUX, 5.0), FLUX_RESUME)
+    session = Session(POLICY, FLUX_RESUME.replay(FLUX, 5.0), FLUX, FLUX_RESUME)
     assert session.configure({"eot_threshold": 0.8}, ["a"], None, None) is False
     assert session.configure({"eot_timeout_ms": 900}, None, ["en"], None) is False
     assert session.force_end_turn() is False

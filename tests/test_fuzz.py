@@ -29,6 +29,12 @@ def test_fuzz_emulator_core(data: st.DataObject) -> None:
     fuzzing.run_emulator(fuzzing.emulator_case(fuzzing.HypothesisSource(data)))
 
 
+@FUZZ
+@given(st.data())
+def test_fuzz_inbound_against_wsproto(data: st.DataObject) -> None:
+    fuzzing.run_inbound(fuzzing.HypothesisSource(data))
+
+
 def test_make_fuzz_prints_counts_rate_and_findings(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -36,7 +42,7 @@ def test_make_fuzz_prints_counts_rate_and_findings(
     monkeypatch.setenv("FUZZ_SEED", "7")
     assert fuzzing.main([]) == 0
     out = capsys.readouterr().out
-    for name in ("client", "emulator"):
+    for name in ("client", "emulator", "inbound"):
         assert f"{name}: " in out
     assert "inputs tried" in out
     assert "inputs/s" in out

@@ -10,98 +10,29 @@ close code and reason).
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wsproto import WSConnection
-from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.connection import ConnectionType
 from wsproto.events import (
     AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
     Request,
-    TextMessage,
 )
 
+from dgproto._fragments import FRAGMENT_ALLOWANCE
 from dgproto._inbound import (
     BINARY,
     CLOSE,
     ERROR,
-    PING,
     PONG,
     TEXT,
     InboundParser,
     take_after_handshake,
 )
 
-Outcome = list[list[tuple[Any, ...]]]
-
-
-class WsprotoOracle:
-    """wsproto's parser plus ListenConnection's reassembly and size check (as of wsproto)."""
-
-    def __init__(self, max_size: int | None) -> None:
-        self.conn = Connection(ConnectionType.CLIENT)
-        self.max = max_size
-        self.parts: list[Any] = []
-        self.size = 0
-        self.done = False
-
-    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
-        if self.done:
-            return out
-        self.conn.receive_data(data)
-        for event in self.conn.events():
-            if isinstance(event, (TextMessage, BytesMessage)):
-                self.size += len(event.data)
-                if self.max is not None and self.size > self.max:
-                    reason = (
-                        f"message of at least {self.size} characters exceeds "
-                        f"max_message_size={self.max}"
-                    )
-                    out.append((ERROR, 1009, reason))
-                    self.done = True
-                    return out
-                self.parts.append(event.data)
-                if event.message_finished:
-                    if isinstance(event, TextMessage):
-                        out.append((TEXT, "".join(self.parts)))
-                    else:
-                        out.append((BINARY, b"".join(bytes(p) for p in self.parts)))
-                    self.parts = []
-                    self.size = 0
-            elif isinstance(event, Ping):
-                out.append((PING, bytes(event.payload)))
-            elif isinstance(event, Pong):
-                out.append((PONG, bytes(event.payload)))
-            else:
-                assert isinstance(event, CloseConnection)
-                peer_closed = self.conn.state is ConnectionState.REMOTE_CLOSING
-                out.append((CLOSE if peer_closed else ERROR, int(event.code), event.reason))
-                self.done = True
-                return out
-        return out
-
-
-def run_both(chunks: list[bytes], max_size: int | None = None) -> tuple[Outcome, Outcome]:
-    oracle = WsprotoOracle(max_size)
-    parser = InboundParser(max_size)
-    theirs: Outcome = []
-    ours: Outcome = []
-    for chunk in chunks:
-        theirs.append(oracle.feed(chunk))
-        events = []
-        for kind, value in parser.feed(chunk):
-            events.append((kind, *value) if kind in (CLOSE, ERROR) else (kind, value))
-        ours.append(events)
-        # bounded by design: at most a frame header or one control frame held back
-        assert len(parser._held) <= 127
-    return theirs, ours
+from .inbound_diff import Outcome, run_both
 
 
 def frame(
@@ -220,16 +151,27 @@ def test_errors_carry_wsproto_close_codes() -> None:
     assert InboundParser().feed(frame(8, close_payload(4000, b"why"))) == [(CLOSE, (4000, "why"))]
 
 
-def test_an_empty_continuation_flood_stores_nothing() -> None:
-    """Each empty frame costs a few operations and no memory, however many arrive."""
+def test_an_empty_continuation_flood_stores_nothing_and_is_cut_short() -> None:
+    """Each empty frame costs a few operations and no memory; past the allowance, 1009."""
     parser = InboundParser(1 << 20)
     assert parser.feed(frame(1, b"start", fin=False)) == []
-    flood = frame(0, fin=False) * 50_000
-    for _ in range(4):
-        assert parser.feed(flood) == []
-        assert parser._parts == [b"start"] or parser._parts == ["start"]
-        assert parser._held == b""
-    assert parser.feed(frame(0, b"!")) == [(TEXT, "start!")]
+    assert parser.feed(frame(0, fin=False) * (FRAGMENT_ALLOWANCE + 4)) == []
+    assert parser._parts == [b"start"] or parser._parts == ["start"]
+    assert parser._held == b""
+    events = parser.feed(frame(0, fin=False) * 2)
+    frames = FRAGMENT_ALLOWANCE + 6
+    reason = (
+        f"message split into {frames} frames, more than {FRAGMENT_ALLOWANCE} plus one per "
+        "payload byte"
+    )
+    assert events == [(ERROR, (1009, reason))]
+    assert parser.feed(frame(0, b"!")) == []
+
+
+def test_the_fragment_allowance_is_per_message() -> None:
+    parser = InboundParser(1 << 20)
+    flood = frame(1, b"a", fin=False) + frame(0, fin=False) * (FRAGMENT_ALLOWANCE - 1) + frame(0)
+    assert parser.feed(flood * 3) == [(TEXT, "a")] * 3
 
 
 def test_a_message_over_the_limit_fails_as_its_pieces_arrive() -> None:

@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dgproto import Closed, LiveOptions, Results
-from dgproto._connection import ListenConnection
 from dgproto._pacing import DEEPGRAM_MAX_SPEED, Pacer, chunk_size
 from dgproto.emulator import synthesize
 from dgproto.transports._pacing import send_paced_asyncio, send_paced_sync, send_paced_trio
@@ -133,7 +132,7 @@ class FakeStream:
     """Records when each chunk was sent, on the clock the test gives it."""
 
     def __init__(self, clock: Any, options: LiveOptions = OPTIONS) -> None:
-        self._conn = ListenConnection(options=options)
+        self.options = options
         self.clock = clock
         self.sends: list[tuple[float, int]] = []
 
@@ -259,8 +258,8 @@ HELPERS = {"asyncio": send_paced_asyncio, "trio": send_paced_trio}
 
 
 def test_paced_stream_to_the_emulator(driver: Driver, deepgram_emulator: Any) -> None:
-    """What ``stream.send_paced(...)`` will do, on each adapter: every word comes back,
-    and the send took as long as the audio at ``speed``."""
+    """``stream.send_paced(...)`` on each adapter: every word comes back, the send took
+    as long as the audio at ``speed``, and the stats count what it sent."""
 
     async def scenario(d: Driver) -> None:
         async with d.connect(
@@ -269,16 +268,16 @@ def test_paced_stream_to_the_emulator(driver: Driver, deepgram_emulator: Any) ->
             api_key="test-key",
         ) as stream:
             started = time.monotonic()
-            if d.name == "sync":
-                sent = send_paced_sync(stream.stream, SPEECH, speed=SPEED, chunk_seconds=0.05)
-            else:
-                sent = await HELPERS[d.name](stream, SPEECH, speed=SPEED, chunk_seconds=0.05)
+            sent = await stream.send_paced(SPEECH, speed=SPEED, chunk_seconds=0.05)
             elapsed = time.monotonic() - started
             assert sent == len(SPEECH)
             seconds = len(SPEECH) / RATE
             assert elapsed >= (seconds - 0.05) / SPEED - 0.01
             await stream.close()
             events = await d.collect(stream)
+            stats = stream.stats
+        assert stats.audio_bytes_sent == len(SPEECH)
+        assert stats.audio_seconds_sent == pytest.approx(len(SPEECH) / RATE)
         finals = [e.transcript for e in events if isinstance(e, Results) and e.is_final]
         assert " ".join(t for t in finals if t) == TEXT
         assert isinstance(events[-1], Closed)

@@ -152,3 +152,45 @@ def test_flux_agent_example_drops_a_draft_when_the_user_goes_on(
     assert drafted[-1] == ("Wait. There is more.", False)
     assert replies == ["(reply to: Wait. There is more.)"]
     assert _finals(capsys.readouterr().out) == ["Wait. There is more."]
+
+
+UTTERED = "Hello world. This is the end."
+
+
+@pytest.mark.parametrize("withhold", [False, True])
+def test_utterance_example(withhold: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each utterance printed once, with its reason; withholding every end signal leaves
+    it to the backstop (``timeout``)."""
+    turns = _program("## Knowing when the user stopped speaking")["turns"]
+    audio = synthesize(UTTERED, sample_rate=16000) + silence(1.0, sample_rate=16000)
+    chunks = [audio[i : i + 640] for i in range(0, len(audio), 640)]
+    faults = FaultPlan(withhold_end_signals=True) if withhold else None
+    with serve_in_thread(faults=faults) as server:
+        closed = asyncio.run(turns(chunks, server.url, "any-key"))
+    assert isinstance(closed, Closed)
+    assert closed.code == 1000
+    lines = _finals(capsys.readouterr().out)
+    reasons = [line.split("]")[0].lstrip("[") for line in lines]
+    words = " ".join(line.split("] ", 1)[1] for line in lines)
+    assert words.split() == UTTERED.split()
+    if withhold:  # the default 3 s backstop, or the close if the clip ends first
+        assert set(reasons) <= {"timeout", "closed"}
+    else:
+        assert set(reasons) <= {"speech_final", "utterance_end"}
+
+
+def test_metrics_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    transcribe_file = _program("## Metrics")["transcribe_file"]
+    audio = _audio()
+    path = tmp_path / "speech.raw"
+    path.write_bytes(audio)
+    with serve_in_thread() as server:
+        stats = transcribe_file(str(path), server.url, "any-key")
+    assert isinstance(stats, dgproto.StreamStats)
+    assert stats.audio_bytes_sent == len(audio)
+    assert stats.audio_seconds_sent == pytest.approx(len(audio) / 32000)
+    assert stats.finals_received >= 1
+    assert stats.result_lag_p50 is not None
+    assert stats.connected_seconds >= len(audio) / 32000 / 1.25 - 0.05
+    out = capsys.readouterr().out
+    assert f"{stats.audio_seconds_sent:.1f} s sent" in out

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from dgproto import Auth, LiveOptions
 from dgproto._recording import (
     REDACTED,
+    SIDECAR_T,
     Recorder,
     RecordingError,
     read_recording,
@@ -24,7 +25,12 @@ from dgproto._recording import (
 from dgproto._timeline import render, timeline, transcript
 from dgproto._wiretap import WireTap, _Frames
 from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
-from dgproto.transports._record import SessionRecorder, load_recording, open_recorder
+from dgproto.transports._record import (
+    SIDECAR_SUFFIX,
+    load_recording,
+    load_recordings,
+    record_sink,
+)
 
 from .recording_helpers import KEY, OPTIONS, RATE, TappedPipe, client, emulator
 
@@ -96,7 +102,7 @@ def test_frames_carry_wall_time_and_the_audio_clock() -> None:
     pipe = full_session()
     recording = pipe.recording()
     assert recording.accepted
-    assert recording.version == 1
+    assert recording.version == 2
     audio = [f for f in recording.frames if f.direction == "send" and f.kind == "binary"]
     assert b"".join(f.data for f in audio) == synthesize("Hello there.", sample_rate=RATE)
     assert audio[0].audio == pytest.approx(640 / 32000)
@@ -180,7 +186,7 @@ def test_recorder_lines_round_trip() -> None:
         ([], "empty file"),
         (["nope"], "line 1: not JSON"),
         (['{"format":"other"}'], "not a dgproto-recording file"),
-        (['{"format":"dgproto-recording","version":2}'], "version 2 is not supported"),
+        (['{"format":"dgproto-recording","version":3}'], "version 3 is not supported"),
         (['{"format":"dgproto-recording","version":1}'], "no request record"),
         (['{"format":"dgproto-recording","version":1}', "[]"], "line 2: expected a JSON object"),
         (
@@ -291,26 +297,113 @@ def test_tap_handles_partial_heads_rejections_without_length_and_ignores_early_b
 
 
 def test_session_recorder_writes_paths_and_files(tmp_path: Path) -> None:
-    assert open_recorder(None) is None
+    assert record_sink(None) is None
     with pytest.raises(TypeError, match="text file"):
-        open_recorder(io.BytesIO())
+        record_sink(io.BytesIO())
     path = tmp_path / "session.jsonl"
-    recorder = open_recorder(path, secrets=[KEY])
-    assert isinstance(recorder, SessionRecorder)
+    sink = record_sink(path)
+    assert sink is not None
+    unused = sink.session(secrets=[KEY])  # a plan never connected opens nothing
+    unused.close(0.0)
+    assert not path.exists()
+    recorder = sink.session(secrets=[KEY])
     request = f"GET /v1/listen?{OPTIONS.to_query()} HTTP/1.1\r\nauthorization: Token {KEY}\r\n\r\n"
     recorder.sent(request.encode(), 1.0)
     recorder.received(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n", 1.1)
-    recorder.sent(_frame(2, b"\x00" * 640, mask=b"abcd"), 1.2)
-    recorder.close(1.3)
+    recorder.sent(_frame(2, b"\x01" * 640, mask=b"abcd"), 1.2)
+    recorder.sent(_frame(2, b"\x02" * 320, mask=b"abcd") * 2, 1.25)  # two in one write
+    recorder.received(_frame(1, b'{"type":"Metadata"}'), 1.3)
     recorder.close(1.4)
+    recorder.close(1.5)
+    recorder.sent(_frame(2, b"\x03" * 640, mask=b"abcd"), 1.6)  # after close: ignored
     assert KEY not in path.read_text()
+    sidecar = Path(str(path) + SIDECAR_SUFFIX).read_bytes()
+    assert len(sidecar) == (8 + 8 + 640) + 2 * (8 + 4 + 320)  # masked as sent; then unmasked
+    assert b'"data"' not in path.read_bytes()  # no audio inline
     recording = load_recording(path)
-    assert recording.frames[0].audio == pytest.approx(0.02)
+    frames = [(f.kind, f.data[:1], len(f.data), f.audio, f.t) for f in recording.frames]
+    assert frames == [
+        ("binary", b"\x01", 640, 0.02, 0.2),
+        ("binary", b"\x02", 320, 0.03, 0.25),
+        ("binary", b"\x02", 320, 0.04, 0.25),
+        ("text", b"", 0, 0.04, 0.3),
+    ]
+    # A second socket appends, its own header saying where its audio starts.
+    second = sink.session()
+    second.sent(request.encode(), 2.0)
+    second.received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", 2.0)
+    second.received(_frame(1, b'{"type":"Metadata"}'), 2.1)
+    second.sent(_frame(2, b"\x04" * 640, mask=b"abcd"), 2.2)
+    second.close(2.3)
+    first, again = load_recordings(path)
+    assert first == recording
+    assert [(f.kind, f.data[:1], f.audio) for f in again.frames] == [
+        ("text", b"", 0.0),
+        ("binary", b"\x04", 0.02),
+    ]
+    # A file object: audio inline, flushed, left open.
     buffer = io.StringIO()
-    kept = SessionRecorder(buffer)
-    kept.close(0.0)
+    kept = record_sink(buffer)
+    assert kept is not None
+    inline = kept.session()
+    inline.sent(request.encode(), 1.0)
+    inline.received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", 1.1)
+    inline.sent(_frame(2, b"\x00" * 640, mask=b"abcd"), 1.2)
+    inline.close(1.3)
     assert not buffer.closed
-    assert base64.b64decode(json.loads(path.read_text().splitlines()[-1])["data"]) == bytes(640)
+    line = json.loads(buffer.getvalue().splitlines()[-1])
+    assert base64.b64decode(line["data"]) == bytes(640)
+
+
+def test_sidecar_problems_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+    recorder.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    recorder.sent(_frame(2, b"\x00" * 640, mask=b"abcd"), 0.1)
+    recorder.received(_frame(1, b"{}"), 0.2)
+    recorder.close(0.3)
+    lines = path.read_text().splitlines()
+    sidecar = Path(str(path) + SIDECAR_SUFFIX)
+    data = sidecar.read_bytes()
+    renamed = tmp_path / "renamed.jsonl"
+    renamed.write_text(path.read_text())
+    Path(str(renamed) + SIDECAR_SUFFIX).write_bytes(data)
+    assert load_recording(renamed) == load_recording(path)
+    with pytest.raises(RecordingError, match=r"sidecar 's\.jsonl\.audio' is missing"):
+        read_recording(lines)
+    with pytest.raises(RecordingError, match="sidecar is shorter"):
+        read_recording(lines, data[:100])
+    with pytest.raises(RecordingError, match="truncated record"):
+        read_recording(lines[:-1], data + b"\x00" * 9)
+    with pytest.raises(RecordingError, match="not a whole binary frame"):
+        read_recording(lines[:-1], data + bytes(8) + b"\x81\x05")
+    with pytest.raises(RecordingError, match="'sidecar' must be"):
+        read_recording(['{"format":"dgproto-recording","version":2,"sidecar":3}'])
+    with pytest.raises(RecordingError, match="'offset' must be"):
+        read_recording(['{"format":"dgproto-recording","version":2,"offset":-1}'])
+    unmasked = bytes(8) + b"\x82\x02ab"
+    recording = read_recording(lines[:-1], data + unmasked)
+    assert recording.frames[-1].data == b"ab"
+    assert read_recording(lines[:-1], data + unmasked[:8] + b"\x82\x7e\x00\x02ab")
+    assert read_recording(
+        lines[:-1], data + unmasked[:8] + b"\x82\x7f" + (2).to_bytes(8, "big") + b"ab"
+    )
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(RecordingError, match="not a text file"):
+        load_recording(garbled)
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("nope\n")
+    with pytest.raises(RecordingError, match="not JSON"):
+        load_recording(odd)
+    (tmp_path / "elsewhere").mkdir()
+    lost = tmp_path / "elsewhere" / "lost.jsonl"
+    lost.write_text(lines[0] + "\n")
+    with pytest.raises(RecordingError, match="is missing"):
+        load_recording(lost)
 
 
 def test_fragmented_audio_moves_the_clock_per_fragment() -> None:
@@ -384,3 +477,82 @@ def test_a_bearer_session_file_holds_no_token() -> None:
     assert pipe.recording().accepted
     for part in jwt.split("."):
         assert part not in text
+
+
+def test_server_messages_are_spliced_raw_and_read_back_byte_for_byte() -> None:
+    out: list[str] = []
+    tap = WireTap(out.append)
+    tap.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+    tap.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    messages = [
+        '{"type": "Results",  "x": "a\\u2028b \u2028 c"}',  # odd spacing, a line separator
+        '{"type": "Results", "broken": }',  # not JSON, yet braced: spliced, still loads
+        '{"two":\n"lines"}',  # a newline: escaped as a "text" string instead
+        "plain text",
+        '{"kind":"text","json":{}}',  # the marker inside a message
+    ]
+    for message in messages:
+        tap.received(_frame(1, message.encode()), 0.1)
+    lines = "".join(out).split("\n")
+    assert [json.loads(line) for line in lines if line and "broken" not in line]
+    assert sum('"json":' in line for line in lines) == 3
+    recording = read_recording(lines)
+    assert [f.text for f in recording.frames] == messages
+    assert recording.frames[0].message_type == "Results"
+    bad = '{"type":"frame","t":0,"audio":null,"dir":"recv","kind":"text","json":{"a":1'
+    with pytest.raises(RecordingError, match="not JSON"):
+        read_recording([*lines[:3], bad])
+    not_a_frame = '{"type":"x","kind":"text","json":{}}'
+    with pytest.raises(RecordingError, match="unexpected record"):
+        read_recording([*lines[:3], not_a_frame])
+    broken_head = '{"type":"frame",,"kind":"text","json":{}}'
+    with pytest.raises(RecordingError, match="not JSON"):
+        read_recording([*lines[:3], broken_head])
+
+
+def test_sidecar_tap_flushes_big_buffers_and_stores_reassembled_frames() -> None:
+    from dgproto._recording import read_recordings
+    from dgproto._wiretap import AUDIO_FLUSH
+
+    flushed: list[bytes] = []
+    lines: list[str] = []
+    tap = WireTap(
+        lines.append, sidecar="s.audio", flush_audio=lambda: flushed.append(tap.take_audio())
+    )
+    alone = WireTap(lines.append, sidecar="t.audio")  # nobody flushes: it keeps buffering
+    for t in (tap, alone):
+        t.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+        t.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    chunk = _frame(2, bytes(60000), mask=b"abcd")
+    for _ in range(AUDIO_FLUSH // len(chunk) + 1):
+        tap.sent(chunk, 0.1)
+        alone.sent(chunk, 0.1)
+    assert flushed
+    assert len(flushed[0]) > AUDIO_FLUSH
+    assert alone.audio_buffer is not None
+    assert len(alone.audio_buffer) > AUDIO_FLUSH
+    # Several frames in one write take the general path: stored unmasked, any size.
+    out: list[str] = []
+    general = WireTap(out.append, sidecar="g.audio")
+    general.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+    general.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    sizes = [10, 300, 70000]
+    general.sent(b"".join(_frame(2, bytes([n % 251]) * n, mask=b"wxyz") for n in sizes), 0.2)
+    assert general.take_audio() == b"".join(
+        SIDECAR_T.pack(0.2) + _frame(2, bytes([n % 251]) * n) for n in sizes
+    )
+    assert general.take_audio() == b""
+    general.received(_frame(1, b'{"type":"Metadata"}'), 0.3)
+    sidecar = b"".join(SIDECAR_T.pack(0.2) + _frame(2, bytes([n % 251]) * n) for n in sizes)
+    (recording,) = read_recordings(out, sidecar)
+    assert [len(f.data) for f in recording.frames if f.kind == "binary"] == sizes
+
+
+def test_sidecar_audio_of_a_request_without_a_byte_rate_has_no_clock() -> None:
+    out: list[str] = []
+    tap = WireTap(out.append, sidecar="x.audio")
+    tap.sent(b"GET /v1/listen?sample_rate=abc HTTP/1.1\r\n\r\n", 0.0)
+    tap.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    tap.sent(_frame(2, bytes(640), mask=b"abcd"), 0.1)
+    (frame,) = read_recording(out, tap.take_audio()).frames
+    assert (frame.kind, frame.audio, frame.t) == ("binary", None, 0.1)

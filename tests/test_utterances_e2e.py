@@ -1,6 +1,5 @@
-"""The utterance backstop end to end: client core + emulator core in memory, one virtual
-clock, the ``UtteranceTracker`` fed every client event and its deadline armed like the
-core's other timers (how ``ListenConnection`` will drive it once wired in)."""
+"""Utterances end to end: client core + emulator core in memory, one virtual clock. The
+client's own ``Utterance`` events are read; the backstop is one of its timers."""
 
 from __future__ import annotations
 
@@ -20,6 +19,9 @@ from dgproto import (
     Utterance,
     UtteranceEnd,
 )
+from dgproto._resume import ReplayBuffer
+from dgproto._session import Tracking
+from dgproto._state import State
 from dgproto._utterances import UtteranceTracker
 from dgproto.emulator import EmulatorConnection, FaultPlan, silence, synthesize
 
@@ -32,10 +34,9 @@ SPEECH = "Hello world. This is the end."
 
 
 class TrackedSession(MemoryPipe):
-    """A MemoryPipe whose client events also go through an ``UtteranceTracker``."""
+    """A MemoryPipe that notes when the client emitted each event."""
 
     def __init__(self, *, options: LiveOptions, faults: FaultPlan | None, timeout: float) -> None:
-        self.tracker = UtteranceTracker(timeout=timeout)
         server = EmulatorConnection(faults=faults, rng=random.Random(1), wall_time=0.0, now=0.0)
         client = ListenConnection(
             options=options,
@@ -49,25 +50,14 @@ class TrackedSession(MemoryPipe):
     def pump(self) -> None:
         seen = len(self.events)
         super().pump()
-        fresh, self.events = self.events[seen:], self.events[:seen]
-        for event in fresh:
-            if isinstance(event, Utterance):
-                continue  # once the core emits its own: this session tests the tracker
-            self._emit(event)
-            for utterance in self.tracker.handle_event(event, now=self.now):
-                self._emit(utterance)
-
-    def _emit(self, event: Event) -> None:
-        self.times[id(event)] = self.now
-        self.events.append(event)
-
-    def timers(self) -> list[float | None]:
-        return [*super().timers(), self.tracker.deadline()]
+        for event in self.events[seen:]:
+            self.times[id(event)] = self.now
 
     def fire(self) -> None:
+        seen = len(self.events)
         super().fire()
-        for utterance in self.tracker.handle_timer(now=self.now):
-            self._emit(utterance)
+        for event in self.events[seen:]:
+            self.times[id(event)] = self.now
 
     def stream(self, audio: bytes) -> None:
         for i in range(0, len(audio), CHUNK):
@@ -186,3 +176,93 @@ def test_reconnects_with_rebased_times_report_every_word_once() -> None:
         spoken = [w.strip(".").lower() for w in text.split()]
         assert " ".join(u.transcript for u in mine).split() == spoken
         assert all(a.end <= b.start for a, b in itertools.pairwise(mine))
+
+
+class TimedPipe(MemoryPipe):
+    """A MemoryPipe that notes when the client emitted each event."""
+
+    def __init__(self, client: ListenConnection, server: EmulatorConnection, now: float) -> None:
+        self.times: dict[int, float] = {}
+        super().__init__(client, server, now=now)
+
+    def pump(self) -> None:
+        seen = len(self.events)
+        super().pump()
+        for event in self.events[seen:]:
+            self.times[id(event)] = self.now
+
+
+def test_core_sockets_sharing_tracking_carry_an_utterance_over_a_drop() -> None:
+    """What ``reconnect=True`` does, on the virtual clock: two connections share one
+    ``Tracking``; the drop ends no utterance, the second socket's backstop ends it
+    (``utterance_timeout`` after its last final, exactly), and the stats add up."""
+    tracking = Tracking()
+    buffer = ReplayBuffer.for_options(INTERIM)
+    config = Config(utterance_timeout=1.0)
+    now = 0.0
+
+    def open_pipe(faults: FaultPlan) -> TimedPipe:
+        server = EmulatorConnection(faults=faults, rng=random.Random(1), wall_time=0.0, now=now)
+        client = ListenConnection(
+            options=INTERIM,
+            auth=Auth.token("k"),
+            host="emulator",
+            config=config,
+            tracking=tracking,
+        )
+        return TimedPipe(client, server, now=now)
+
+    events: list[Event] = []
+    times: dict[int, float] = {}
+
+    def collect(p: TimedPipe) -> None:
+        for e in p.events:
+            event = buffer.observe(e)
+            times[id(event)] = p.times[id(e)]
+            events.append(event)
+        p.events.clear()
+
+    pipe = open_pipe(FaultPlan(withhold_end_signals=True, drop_after_messages=1))
+    audio = speech_then_silence()
+    drops = resent = 0
+    for i in range(0, len(audio), CHUNK):
+        chunk = audio[i : i + CHUNK]
+        buffer.record(chunk)
+        if pipe.client.state is State.CLOSED:
+            collect(pipe)
+            now = pipe.now
+            drops += 1
+            pipe = open_pipe(FaultPlan(withhold_end_signals=True))
+            replay = buffer.resume()
+            resent = sum(map(len, replay)) - len(chunk)  # audio the old socket had taken
+            tracking.offset = buffer.offset
+            assert tracking.stats is not None
+            tracking.stats.on_reconnect()
+            for part in replay:  # this chunk too
+                pipe.client.send_audio(part, now=pipe.now)
+            pipe.pump()
+            collect(pipe)
+            continue
+        pipe.client.send_audio(chunk, now=pipe.now)
+        pipe.pump()
+        pipe.advance(0.02)
+        collect(pipe)
+    pipe.advance(2.0)
+    collect(pipe)
+    assert drops == 1
+    found = [e for e in events if isinstance(e, Utterance)]
+    assert [u.reason for u in found] == ["timeout"] * len(found)  # none "closed" at the drop
+    assert " ".join(u.transcript for u in found).split() == SPEECH.split()
+    connected = [i for i, e in enumerate(events) if type(e).__name__ == "Connected"]
+    assert len(connected) == 2
+    straddle = [u for u in found if events.index(u.results[0]) < connected[1]]
+    assert straddle  # the utterance in progress at the drop went on on the new socket
+    last = found[-1]
+    # the backstop: exactly utterance_timeout after the last final with words arrived
+    final_at = next(times[id(e)] for e in events if e == last.results[-1])
+    assert times[id(last)] == pytest.approx(final_at + 1.0)
+    stats = pipe.client.stats
+    assert stats.reconnects == 1
+    assert stats.audio_bytes_sent == len(audio) + resent  # a replay counts again
+    assert stats.finals_received == sum(isinstance(e, Results) and e.is_final for e in events)
+    assert stats.result_lag_max is not None

@@ -8,5 +8,6 @@ use sockets, threads, event loops and clocks: that is their job.
 from __future__ import annotations
 
 from ._proxy import ProxyError
+from ._record import load_recording, load_recordings
 
-__all__ = ["ProxyError"]
+__all__ = ["ProxyError", "load_recording", "load_recordings"]

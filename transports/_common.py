@@ -35,7 +35,7 @@ import re
 import ssl
 import urllib.parse
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypedDict, TypeVar
 
 import attrs
@@ -54,10 +54,12 @@ from dgproto._events import (
 from dgproto._flux import FluxConnection
 from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions, redact_query
-from dgproto._session import StreamConnection
+from dgproto._session import StreamConnection, Tracking
 from dgproto._state import State
+from dgproto._stats import StreamStats
 
 from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
+from ._record import RecordSink, RecordTarget, SessionRecorder
 
 __all__ = [
     "API_KEY_ENV",
@@ -73,6 +75,7 @@ __all__ = [
     "Endpoint",
     "EventBuffer",
     "FinalizeSlot",
+    "FluxState",
     "ListenMetadata",
     "Plan",
     "StreamState",
@@ -231,6 +234,8 @@ class Plan:
     ssl_context: ssl.SSLContext | None
     #: The HTTP CONNECT proxy to tunnel through, if any.
     proxy: Proxy | None = None
+    #: This socket's recorder (``connect(..., record=)``), handed to the ``WireTrace``.
+    recorder: SessionRecorder | None = None
 
 
 class ConnectArgs(TypedDict, total=False):
@@ -244,6 +249,7 @@ class ConnectArgs(TypedDict, total=False):
     ssl_context: ssl.SSLContext | None
     extra_headers: Sequence[tuple[str, str]]
     proxy: str | FromEnv | None
+    record: RecordTarget | None
 
 
 def make_plan(
@@ -257,11 +263,17 @@ def make_plan(
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordSink | None = None,
+    tracking: Tracking | None = None,
 ) -> Plan:
     """Validate ``connect``'s arguments and build the (not yet connected) core.
 
     ``FluxOptions`` make a ``FluxConnection`` for ``/v2/listen`` (``FLUX_URL`` unless
     ``url`` says otherwise); anything else a ``ListenConnection`` for ``/v1/listen``.
+
+    ``record`` (from ``record_sink``) gives the socket a recorder that knows every
+    credential in play, so it can scrub them wherever they appear. ``tracking``: a
+    reconnecting stream's, shared by the cores of all its sockets (``/v1/listen``).
     """
     flux = isinstance(options, FluxOptions)
     if url is None:
@@ -290,8 +302,21 @@ def make_plan(
             path=endpoint.target,
             config=config,
             extra_headers=extra_headers,
+            tracking=tracking,
         )
-    return Plan(endpoint=endpoint, conn=conn, ssl_context=context, proxy=tunnel)
+    recorder = None
+    if record is not None:
+        recorder = record.session(secrets=_secrets(credentials, tunnel))
+    return Plan(endpoint=endpoint, conn=conn, ssl_context=context, proxy=tunnel, recorder=recorder)
+
+
+def _secrets(credentials: Auth, proxy: Proxy | None) -> list[str]:
+    """Every credential this socket knows, as the recorder must scrub them."""
+    out = [value.decode("latin-1").partition(" ")[2] for _, value in credentials.headers()]
+    out += credentials.subprotocols()[1:]
+    if proxy is not None and proxy.authorization:
+        out += [proxy.authorization, proxy.authorization.partition(" ")[2]]
+    return [secret for secret in out if secret]
 
 
 # --------------------------------------------------------------------------- events
@@ -483,6 +508,11 @@ class StreamState(Generic[C]):
         return 0
 
     @property
+    def stats(self) -> StreamStats:
+        """The stream's figures so far (``dgproto.StreamStats``), from the core."""
+        return self._conn.stats
+
+    @property
     def state(self) -> State:
         """``OPEN`` while streaming, ``CLOSING`` after ``close()`` began, then ``CLOSED``."""
         return self._conn.state
@@ -499,14 +529,30 @@ class StreamState(Generic[C]):
 
 
 class ListenMetadata:
-    """``/v1/listen`` streams' ``metadata`` (Flux sends no session Metadata)."""
+    """``/v1/listen`` streams' ``options`` and ``metadata`` (Flux sends no Metadata)."""
 
     _conn: ListenConnection
+
+    @property
+    def options(self) -> LiveOptions:
+        """The options the stream was opened with."""
+        return self._conn.options
 
     @property
     def metadata(self) -> Metadata | None:
         """Deepgram's session ``Metadata``, once it arrived (normally during ``close()``)."""
         return self._conn.metadata
+
+
+class FluxState:
+    """Flux streams' ``options``."""
+
+    _conn: FluxConnection
+
+    @property
+    def options(self) -> FluxOptions:
+        """The options the stream was opened with."""
+        return self._conn.options
 
 
 # --------------------------------------------------------------------------- logging
@@ -529,6 +575,11 @@ def redact_request(data: bytes | bytearray) -> str:
     return " ".join(words) + newline + rest
 
 
+def _no_clock() -> float:
+    """The clock of a trace that records nothing."""
+    return 0.0
+
+
 class WireTrace:
     """The DEBUG wire trace: handshake heads (secrets redacted), byte counts, event types.
 
@@ -538,8 +589,25 @@ class WireTrace:
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
+        self._recorder: SessionRecorder | None = None
+        self._clock: Callable[[], float] = _no_clock
+
+    def record(self, recorder: SessionRecorder | None, clock: Callable[[], float]) -> None:
+        """Also feed the bytes to ``recorder`` (``connect(..., record=)``), stamped with
+        ``clock`` (the adapter's, the one it passes the core). Call ``close_recording``
+        when the socket is done."""
+        self._recorder = recorder
+        self._clock = clock
+
+    def close_recording(self) -> None:
+        """The socket is done: the recorder writes what it holds and closes its files."""
+        if self._recorder is not None:
+            self._recorder.close(self._clock())
 
     def sent(self, data: bytes | bytearray) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.sent(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"GET "):
@@ -548,6 +616,9 @@ class WireTrace:
             self.logger.debug("-> %d bytes", len(data))
 
     def received(self, data: bytes | bytearray) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.received(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"HTTP/"):

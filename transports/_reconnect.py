@@ -39,7 +39,9 @@ from dgproto._flux_resume import FluxReplayBuffer
 from dgproto._options import LiveOptions
 from dgproto._reconnect import ReconnectPolicy
 from dgproto._resume import ReplayBuffer, should_reconnect
+from dgproto._session import Tracking
 from dgproto._state import State
+from dgproto._stats import StreamStats
 
 from ._common import EventBuffer
 
@@ -67,6 +69,9 @@ class Replay(Protocol):
     """The replay buffer a ``Resume`` strategy builds (``ReplayBuffer`` for /v1/listen)."""
 
     bytes_per_second: int
+
+    @property
+    def offset(self) -> float: ...
 
     @property
     def seconds_dropped(self) -> float: ...
@@ -132,11 +137,20 @@ class Session:
     """
 
     def __init__(
-        self, policy: ReconnectPolicy, replay: Replay, resume: Resume = LISTEN_RESUME
+        self,
+        policy: ReconnectPolicy,
+        replay: Replay,
+        options: LiveOptions | FluxOptions | None = None,
+        resume: Resume = LISTEN_RESUME,
     ) -> None:
         self.policy = policy
         self.replay = replay
         self._resume_rule = resume
+        #: The stream's options (``send_paced`` reads the audio format from them).
+        self.options = options
+        #: The stream's stats and utterances, shared by every socket's connection: the
+        #: figures add up, and a drop does not end the utterance in progress.
+        self.tracking = Tracking()
         #: Every socket's ``dg-request-id``, in order.
         self.request_ids: list[str | None] = []
         #: How many times a new socket replaced a dropped one.
@@ -214,7 +228,11 @@ class Session:
                 break
             if not (yield from self._reconnect(closed)):
                 break
-        # Every finalize() still waiting ends now, then the one Closed of the stream.
+        # The utterances in progress end now (a socket's drop did not end them), then
+        # every finalize() still waiting, then the one Closed of the stream.
+        utterances = self.tracking.utterances
+        for utterance in utterances.close() if utterances is not None else ():
+            yield ("emit", utterance)
         while self._finalizes:
             channel = self._finalizes.popleft()
             yield ("emit", FinalizeComplete(channel=channel, reason="closed"))
@@ -252,6 +270,9 @@ class Session:
                 yield ("release",)
                 return False
             self.reconnects += 1
+            stats = self.tracking.stats
+            if stats is not None:  # None only without a real connection (tests' fakes)
+                stats.on_reconnect()
             dropped = self.replay.seconds_dropped
             replayed = yield from self._resume(request_id)
             yield (
@@ -270,6 +291,7 @@ class Session:
         """Queue on the new socket: the Configure, the replay, the backlog, the finalizes."""
         self.request_ids.append(request_id)
         chunks = self.replay.resume()
+        self.tracking.offset = self.replay.offset  # this socket's events, on the stream clock
         self._backlog.clear()  # everything recorded so far is in the replay
         if self._configure is not None:
             yield ("configure", *self._configure)
@@ -387,6 +409,17 @@ class ReconnectingState:
     def reconnects(self) -> int:
         """How many times a new socket replaced a dropped one."""
         return self._session.reconnects
+
+    @property
+    def stats(self) -> StreamStats:
+        """The stream's figures, summed over its sockets (``reconnects`` included)."""
+        stats = self._session.tracking.stats
+        return StreamStats() if stats is None else stats.snapshot()
+
+    @property
+    def options(self) -> LiveOptions | FluxOptions | None:
+        """The options the stream was opened with."""
+        return self._session.options
 
     @property
     def state(self) -> State:

@@ -1,73 +1,221 @@
-"""``SessionRecorder``: the file side of ``connect(..., record=PATH_OR_FILE)``.
+"""The file side of ``connect(..., record=PATH_OR_FILE)``: ``RecordSink`` and
+``SessionRecorder``.
 
 The format and the byte parsing are pure (``dgproto._recording``, ``dgproto._wiretap``);
-this module only owns the file. An adapter attaches one without restructuring: wherever
-it writes ``conn.data_to_send()`` it also calls ``recorder.sent(data, now)``, wherever it
-calls ``conn.receive_data(data)`` it also calls ``recorder.received(data, now)``, and
-when the socket ends ``recorder.close(now)``. ``now`` is the adapter's own clock (the
-one it passes the core). Tap only the core's bytes: a proxy's CONNECT exchange or TLS
-records must not reach it (it would take the CONNECT for the upgrade request).
-Pass the credentials as ``secrets=`` too (API key, token, proxy password): on top of the
-fixed redaction rules, they are scrubbed from anything in the request that carries them.
+this module only owns the files. ``connect`` makes one ``RecordSink`` per call
+(``record_sink``); ``make_plan`` asks it for one ``SessionRecorder`` per socket, and the
+adapter's ``WireTrace`` feeds it the core's bytes (``sent``/``received``, never a proxy's
+CONNECT exchange or TLS records: those do not pass through the trace) and closes it when
+the socket is done. The credentials are passed as ``secrets=``: on top of the fixed
+redaction rules they are scrubbed from anything in the request that carries them.
 
-Lines are buffered by the file object and flushed on ``close()``; a file object passed
-in is flushed but left open (its owner closes it), a path is opened and closed here.
+Files: a path ``P`` gets the JSON Lines at ``P`` and the raw audio sidecar at
+``P.audio`` (see ``dgproto._recording``). A text file object gets everything inline (no
+sidecar: there is no path to put it next to); it is flushed, never closed (its owner
+closes it). A path's files are opened when the socket's upgrade request is written and
+closed when that socket ends, so nothing leaks past the stream and a crash loses at most
+the buffered audio. A reconnecting stream's later sockets append to the same two files,
+each socket its own header line (the format's "several sockets").
 """
 
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import IO
 
-from dgproto._recording import Recording, read_recording
+from dgproto._recording import Recording, RecordingError, read_recordings
 from dgproto._wiretap import WireTap
 
-__all__ = ["RecordTarget", "SessionRecorder", "load_recording", "open_recorder"]
+__all__ = [
+    "SIDECAR_SUFFIX",
+    "RecordSink",
+    "RecordTarget",
+    "SessionRecorder",
+    "load_recording",
+    "load_recordings",
+    "record_sink",
+]
 
 #: What ``record=`` accepts: a path, or a text file opened for writing.
 RecordTarget = str | os.PathLike[str] | IO[str]
 
+#: The audio sidecar of recording ``P`` is ``P`` + this.
+SIDECAR_SUFFIX = ".audio"
+
+logger = logging.getLogger("dgproto.transports")
+
+
+class RecordSink:
+    """Where one ``connect`` call records: every socket of the stream, in order."""
+
+    def __init__(self, target: RecordTarget) -> None:
+        if isinstance(target, (io.RawIOBase, io.BufferedIOBase)):
+            raise TypeError(
+                "record= needs a path or a text file (open(..., 'w')), not a binary one"
+            )
+        self._path = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
+        self._file = None if isinstance(target, (str, os.PathLike)) else target
+        #: set once a socket opened the files: later sockets append
+        self.started = False
+        #: the sidecar's size so far (where the next socket's audio starts)
+        self.sidecar_size = 0
+
+    def session(self, *, secrets: Sequence[str] = ()) -> SessionRecorder:
+        """The recorder for one socket (opens nothing until it has something to write)."""
+        return SessionRecorder(self, secrets=secrets)
+
+    def open(self) -> tuple[IO[str], IO[bytes] | None, bool]:
+        """``(lines file, sidecar file or None, owned)`` for the socket starting now."""
+        if self._path is None:
+            assert self._file is not None
+            return self._file, None, False
+        mode = "a" if self.started else "w"
+        self.started = True
+        lines = open(self._path, mode, encoding="utf-8")  # noqa: SIM115
+        try:
+            sidecar = open(self._path + SIDECAR_SUFFIX, mode + "b")  # noqa: SIM115
+        except BaseException:
+            lines.close()
+            raise
+        return lines, sidecar, True
+
+    @property
+    def sidecar_name(self) -> str | None:
+        """The sidecar's file name, as the header names it (``None``: audio inline)."""
+        return None if self._path is None else os.path.basename(self._path) + SIDECAR_SUFFIX
+
 
 class SessionRecorder:
-    """A ``WireTap`` writing to one file; see the module docstring for the calls."""
+    """One socket's ``WireTap`` and its files; see the module docstring for the calls.
 
-    def __init__(self, target: RecordTarget, *, secrets: Sequence[str] = ()) -> None:
-        if isinstance(target, (str, os.PathLike)):
-            self._file: IO[str] = open(target, "w", encoding="utf-8")  # noqa: SIM115
-            self._owned = True
-        else:
-            self._file = target
-            self._owned = False
-        self._tap = WireTap(self._file.write, secrets=secrets)
+    Never raises into the session it records: a failed write (a full disk) logs one
+    warning and stops recording. Thread-safe for the blocking adapter, where the reader
+    thread calls ``received`` while an app thread calls ``sent``.
+    """
+
+    def __init__(self, sink: RecordSink, *, secrets: Sequence[str] = ()) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._lines: IO[str] | None = None
+        self._sidecar: IO[bytes] | None = None
+        self._owned = False
+        self._opened = False
+        self._closed = False
+        self._tap = WireTap(
+            self._write,
+            secrets=secrets,
+            sidecar=sink.sidecar_name,
+            sidecar_offset=sink.sidecar_size,
+            flush_audio=self._flush_audio,
+        )
         self.sent = self._tap.sent
         self.received = self._tap.received
-        self._closed = False
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if not self._opened:
+                    self._opened = True
+                    self._lines, self._sidecar, self._owned = self._sink.open()
+                assert self._lines is not None
+                self._lines.write(line)
+            except (OSError, ValueError) as exc:
+                self._fail(exc)
+
+    def _flush_audio(self) -> None:
+        with self._lock:
+            data = self._tap.take_audio()
+            if self._closed or self._sidecar is None or not data:
+                return
+            try:
+                self._sidecar.write(data)
+                self._sink.sidecar_size += len(data)
+            except (OSError, ValueError) as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        logger.warning("recording stopped: %s", exc)
+        self._release()
+
+    def _release(self) -> None:
+        """Close (or, for the caller's file object, flush) and stop recording."""
+        self._closed = True
+        self.sent = self.received = _ignore
+        for file in (self._sidecar, self._lines):
+            if file is None:
+                continue
+            try:
+                file.flush()
+                if self._owned:
+                    file.close()
+            except (OSError, ValueError):
+                pass
 
     def close(self, now: float) -> None:
-        """The session ended: finish a pending rejection record, flush, close a path."""
+        """The socket ended: finish a pending rejection record, flush, close the files."""
         if self._closed:
             return
-        self._closed = True
         self._tap.eof(now)
-        self._file.flush()
-        if self._owned:
-            self._file.close()
+        self._flush_audio()
+        with self._lock:
+            if not self._closed:
+                self._release()
 
 
-def open_recorder(
-    target: RecordTarget | None, *, secrets: Sequence[str] = ()
-) -> SessionRecorder | None:
-    """``None`` when not recording, so adapters can write ``if rec: rec.sent(...)``."""
-    if target is None:
+def _ignore(data: bytes | bytearray, now: float) -> None:
+    """What a closed recorder does with bytes: nothing."""
+
+
+def record_sink(target: RecordTarget | None) -> RecordSink | None:
+    """``None`` when not recording; ``TypeError`` for a binary file, before any network."""
+    return None if target is None else RecordSink(target)
+
+
+def load_recordings(path: str | os.PathLike[str]) -> list[Recording]:
+    """Read a recording file and the sidecar its header names: one ``Recording`` per
+    socket.
+
+    The sidecar is looked for next to the file under the name the header gives (else
+    under the file's own name plus ``SIDECAR_SUFFIX``, for a renamed pair).
+    ``RecordingError`` (a ``ValueError``) names the bad line; ``OSError`` when the file
+    cannot be read.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as file:
+        raw = file.read()
+    try:
+        lines = raw.decode("utf-8").split("\n")  # not splitlines(): U+2028 is text
+    except UnicodeDecodeError as exc:
+        raise RecordingError(f"not a text file ({exc.reason})") from None
+    return read_recordings(lines, _sidecar(path, lines))
+
+
+def _sidecar(path: str, lines: list[str]) -> bytes | None:
+    """The sidecar's bytes if the first line names one and it can be found."""
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        return None  # read_recordings says what is wrong with the line
+    name = header.get("sidecar") if isinstance(header, dict) else None
+    if not isinstance(name, str):
         return None
-    if isinstance(target, (io.RawIOBase, io.BufferedIOBase)):
-        raise TypeError("record= needs a path or a text file (open(..., 'w')), not a binary one")
-    return SessionRecorder(target, secrets=secrets)
+    for candidate in (os.path.join(os.path.dirname(path), name), path + SIDECAR_SUFFIX):
+        if os.path.isfile(candidate):
+            with open(candidate, "rb") as file:
+                return file.read()
+    return None
 
 
-def load_recording(path: str | os.PathLike[str]) -> Recording:
-    """Read a recording file (``RecordingError``, a ``ValueError``, names the bad line)."""
-    with open(path, encoding="utf-8") as file:
-        return read_recording(file)
+def load_recording(path: str | os.PathLike[str], socket: int = 0) -> Recording:
+    """One socket's session from a recording file (the first by default)."""
+    recordings = load_recordings(path)
+    if not 0 <= socket < len(recordings):
+        raise RecordingError(f"the recording has {len(recordings)} socket(s), not {socket + 1}")
+    return recordings[socket]

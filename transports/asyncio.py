@@ -31,7 +31,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
@@ -39,14 +39,16 @@ from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._flux import FluxConnection
 from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions
+from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
-from dgproto._session import StreamConnection
+from dgproto._session import StreamConnection, Tracking
 from dgproto._state import State
 
 from ._common import (
     ConnectArgs,
     EventBuffer,
     FinalizeSlot,
+    FluxState,
     ListenMetadata,
     Plan,
     StreamState,
@@ -55,6 +57,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._pacing import AudioSource, send_paced_asyncio
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import (
     FLUX_RESUME,
@@ -65,6 +68,7 @@ from ._reconnect import (
     Resume,
     Session,
 )
+from ._record import RecordTarget, record_sink
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -251,7 +255,33 @@ class _Protocol(asyncio.Protocol):
             await asyncio.shield(self.lost)  # connection_lost() comes on the next loop turn
 
 
-class _Stream(StreamState[C]):
+class _Paced:
+    """``send_paced`` for every asyncio stream: single-socket or reconnecting, any endpoint."""
+
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_asyncio(
+            cast(Any, self),
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
+
+class _Stream(_Paced, StreamState[C]):
     """What every asyncio stream does, whatever the endpoint: audio, close, abort,
     iteration and the state attributes. ``ListenStream`` and ``FluxStream`` add their
     endpoint's commands."""
@@ -388,7 +418,7 @@ class ListenStream(_Stream[ListenConnection], ListenMetadata):
         self.post("finalize", channel)
 
 
-class FluxStream(_Stream[FluxConnection]):
+class FluxStream(_Stream[FluxConnection], FluxState):
     """An open Flux (``/v2/listen``) stream on asyncio. Get one from
     ``connect(FluxOptions(...))``.
 
@@ -512,6 +542,7 @@ async def connect(
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordTarget | None = None,
 ) -> AsyncIterator[Any]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
@@ -541,6 +572,10 @@ async def connect(
     Flux a ``FluxReconnectingStream``) that replaces dropped sockets losslessly (see
     ``ReconnectPolicy``) and retries the first connect on connection errors and 429/5xx.
 
+    ``record="session.jsonl"`` (a path, or a text file object) records the session for
+    ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
+    (credentials are never written; with ``reconnect=``, each socket in turn).
+
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
@@ -555,6 +590,7 @@ async def connect(
         ssl_context=ssl_context,
         extra_headers=extra_headers,
         proxy=proxy,
+        record=record_sink(record),
     )
     first = plan()  # the arguments are checked here, before any network
     policy = reconnect_policy(reconnect)
@@ -562,7 +598,8 @@ async def connect(
         async with _connect_one(first) as single:
             yield single
         return
-    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+    open_socket = lambda tracking: _connect_one(plan(tracking=tracking))  # noqa: E731
+    async with _reconnecting(policy, options, open_socket) as stream:
         yield stream
 
 
@@ -572,6 +609,7 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream | FluxStream]:
     loop = asyncio.get_running_loop()
     conn = plan.conn
     protocol = _Protocol(conn, started=loop.time())
+    protocol.trace.record(plan.recorder, loop.time)
     try:
         await _open_connection(plan, protocol)
         if isinstance(conn, FluxConnection):
@@ -579,7 +617,10 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream | FluxStream]:
         else:
             yield ListenStream(protocol, conn)
     finally:
-        await protocol.shutdown()
+        try:
+            await protocol.shutdown()
+        finally:
+            protocol.trace.close_recording()
 
 
 class _Signal:
@@ -605,7 +646,7 @@ class _Signal:
         return self._loop.time()
 
 
-class ReconnectingStream(AsyncReconnectingStream):
+class ReconnectingStream(_Paced, AsyncReconnectingStream):
     """A ``/v1/listen`` stream on asyncio that survives dropped sockets.
 
     Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
@@ -614,7 +655,7 @@ class ReconnectingStream(AsyncReconnectingStream):
     """
 
 
-class FluxReconnectingStream(AsyncFluxReconnectingStream):
+class FluxReconnectingStream(_Paced, AsyncFluxReconnectingStream):
     """A Flux stream on asyncio that survives dropped sockets.
 
     Get one from ``connect(FluxOptions(...), reconnect=True)``. Same calls as
@@ -627,14 +668,15 @@ class FluxReconnectingStream(AsyncFluxReconnectingStream):
 async def _reconnecting(
     policy: ReconnectPolicy,
     options: LiveOptions | FluxOptions | None,
-    open_socket: Callable[[], AbstractAsyncContextManager[Any]],
+    open_socket: Callable[[Tracking], AbstractAsyncContextManager[Any]],
 ) -> AsyncIterator[AsyncReconnectingBase]:
     flux = isinstance(options, FluxOptions)
     resume: Resume = FLUX_RESUME if flux else LISTEN_RESUME
-    session = Session(policy, resume.replay(options, policy.replay_seconds), resume)
+    replay = resume.replay(options, policy.replay_seconds)
+    session = Session(policy, replay, options, resume)
     loop = asyncio.get_running_loop()
     kind = FluxReconnectingStream if flux else ReconnectingStream
-    stream = kind(session, _Signal(loop), open_socket)
+    stream = kind(session, _Signal(loop), lambda: open_socket(session.tracking))
     opened: asyncio.Future[None] = loop.create_future()
     task = loop.create_task(stream.supervise(lambda: opened.set_result(None)))
     try:

@@ -34,9 +34,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
@@ -45,6 +45,7 @@ from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._flux import FluxConnection
 from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions
+from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
 from dgproto._session import StreamConnection
 from dgproto._state import State
@@ -54,6 +55,7 @@ from ._common import (
     READ_SIZE,
     ConnectArgs,
     EventBuffer,
+    FluxState,
     ListenMetadata,
     Plan,
     StreamState,
@@ -62,8 +64,10 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._pacing import send_paced_sync
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
 from ._reconnect import FLUX_RESUME, LISTEN_RESUME, ReconnectingState, Resume, Session, drive_sync
+from ._record import RecordTarget, record_sink
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -84,7 +88,33 @@ logger = logging.getLogger("dgproto.transports.sync")
 _MIN_TIMEOUT = 0.001
 
 
-class _Stream(StreamState[C]):
+class _Paced:
+    """``send_paced`` for every blocking stream: single-socket or reconnecting, any endpoint."""
+
+    def send_paced(
+        self,
+        source: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes],
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return send_paced_sync(
+            cast(Any, self),
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
+
+class _Stream(_Paced, StreamState[C]):
     """What every blocking stream does, whatever the endpoint: the reader thread, the
     locked pump, audio, close, abort, iteration and the state attributes.
     ``ListenStream`` and ``FluxStream`` add their endpoint's commands."""
@@ -434,7 +464,7 @@ class ListenStream(_Stream[ListenConnection], ListenMetadata):
         self.post("finalize", channel)
 
 
-class FluxStream(_Stream[FluxConnection]):
+class FluxStream(_Stream[FluxConnection], FluxState):
     """An open Flux (``/v2/listen``) stream over a blocking socket. Get one from
     ``connect(FluxOptions(...))``.
 
@@ -511,11 +541,15 @@ def _open(plan: Plan) -> ListenStream | FluxStream:
     except BaseException:
         sock.close()
         raise
+    stream._trace.record(plan.recorder, time.monotonic)
     try:
         stream._handshake(started)
         stream._start()
     except BaseException:
-        stream._close()
+        try:
+            stream._close()
+        finally:
+            stream._trace.close_recording()
         raise
     return stream
 
@@ -567,6 +601,7 @@ def connect(
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordTarget | None = None,
 ) -> Iterator[Any]:
     """Open a live transcription stream: ``with connect(options, api_key=k) as stream``.
 
@@ -597,6 +632,10 @@ def connect(
     ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` (for
     Flux a ``FluxReconnectingStream``) that replaces dropped sockets losslessly (see
     ``ReconnectPolicy``) and retries the first connect on connection errors and 429/5xx.
+
+    ``record="session.jsonl"`` (a path, or a text file object) records the session for
+    ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
+    (credentials are never written; with ``reconnect=``, each socket in turn).
     """
     plan = functools.partial(
         make_plan,
@@ -609,6 +648,7 @@ def connect(
         ssl_context=ssl_context,
         extra_headers=extra_headers,
         proxy=proxy,
+        record=record_sink(record),
     )
     first = plan()  # the arguments are checked here, before any network
     policy = reconnect_policy(reconnect)
@@ -618,9 +658,10 @@ def connect(
         return
     flux = isinstance(options, FluxOptions)
     resume: Resume = FLUX_RESUME if flux else LISTEN_RESUME
-    session = Session(policy, resume.replay(options, policy.replay_seconds), resume)
+    replay = resume.replay(options, policy.replay_seconds)
+    session = Session(policy, replay, options, resume)
     kind = FluxReconnectingStream if flux else ReconnectingStream
-    stream = kind(session, lambda: _connect_one(plan()))
+    stream = kind(session, lambda: _connect_one(plan(tracking=session.tracking)))
     try:
         stream._start()  # Ctrl-C while the first socket opens still joins the thread
         yield stream
@@ -635,10 +676,13 @@ def _connect_one(plan: Plan) -> Iterator[ListenStream | FluxStream]:
     try:
         yield stream
     finally:
-        stream._close()
+        try:
+            stream._close()
+        finally:
+            stream._trace.close_recording()
 
 
-class _Reconnecting(ReconnectingState):
+class _Reconnecting(_Paced, ReconnectingState):
     """A stream over blocking sockets that survives dropped sockets, any endpoint.
 
     One more background thread (``dgproto-sync-supervisor``) runs the sockets; it is

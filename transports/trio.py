@@ -29,7 +29,7 @@ import math
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 try:
     import trio
@@ -44,8 +44,9 @@ from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._flux import FluxConnection
 from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions
+from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
-from dgproto._session import StreamConnection
+from dgproto._session import StreamConnection, Tracking
 from dgproto._state import State
 
 from ._common import (
@@ -54,6 +55,7 @@ from ._common import (
     ConnectArgs,
     EventBuffer,
     FinalizeSlot,
+    FluxState,
     ListenMetadata,
     Plan,
     StreamState,
@@ -62,6 +64,7 @@ from ._common import (
     make_plan,
     open_failure,
 )
+from ._pacing import AudioSource, send_paced_trio
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv, Proxy
 from ._reconnect import (
     FLUX_RESUME,
@@ -72,6 +75,7 @@ from ._reconnect import (
     Resume,
     Session,
 )
+from ._record import RecordTarget, record_sink
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -95,7 +99,33 @@ def _deadline(at: float | None) -> float:
     return math.inf if at is None else at
 
 
-class _Stream(StreamState[C]):
+class _Paced:
+    """``send_paced`` for every trio stream: single-socket or reconnecting, any endpoint."""
+
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
+
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_trio(
+            cast(Any, self),
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
+
+class _Stream(_Paced, StreamState[C]):
     """What every trio stream does, whatever the endpoint: the two tasks' pump, audio,
     close, abort, iteration and the state attributes. ``ListenStream`` and
     ``FluxStream`` add their endpoint's commands."""
@@ -338,7 +368,7 @@ class ListenStream(_Stream[ListenConnection], ListenMetadata):
         self.post("finalize", channel)
 
 
-class FluxStream(_Stream[FluxConnection]):
+class FluxStream(_Stream[FluxConnection], FluxState):
     """An open Flux (``/v2/listen``) stream on trio. Get one from
     ``connect(FluxOptions(...))``.
 
@@ -473,6 +503,7 @@ async def connect(
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
+    record: RecordTarget | None = None,
 ) -> AsyncIterator[Any]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
 
@@ -502,6 +533,10 @@ async def connect(
     Flux a ``FluxReconnectingStream``) that replaces dropped sockets losslessly (see
     ``ReconnectPolicy``) and retries the first connect on connection errors and 429/5xx.
 
+    ``record="session.jsonl"`` (a path, or a text file object) records the session for
+    ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
+    (credentials are never written; with ``reconnect=``, each socket in turn).
+
     Leaving the block without ``close()`` aborts the stream: no drain, pending results
     are lost. Call ``await stream.close()`` to end it gracefully.
     """
@@ -516,6 +551,7 @@ async def connect(
         ssl_context=ssl_context,
         extra_headers=extra_headers,
         proxy=proxy,
+        record=record_sink(record),
     )
     first = plan()  # the arguments are checked here, before any network
     policy = reconnect_policy(reconnect)
@@ -523,7 +559,8 @@ async def connect(
         async with _connect_one(first) as single:
             yield single
         return
-    async with _reconnecting(policy, options, lambda: _connect_one(plan())) as stream:
+    open_socket = lambda tracking: _connect_one(plan(tracking=tracking))  # noqa: E731
+    async with _reconnecting(policy, options, open_socket) as stream:
         yield stream
 
 
@@ -539,6 +576,7 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream | FluxStream]:
         stream = FluxStream(conn, transport)
     else:
         stream = ListenStream(conn, transport)
+    stream._trace.record(plan.recorder, trio.current_time)
     error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
@@ -555,6 +593,7 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream | FluxStream]:
             finally:
                 stream._abort()
     finally:
+        stream._trace.close_recording()
         await trio.aclose_forcefully(transport)
     if error is not None:
         raise error
@@ -578,7 +617,7 @@ class _Signal:
         return trio.current_time()
 
 
-class ReconnectingStream(AsyncReconnectingStream):
+class ReconnectingStream(_Paced, AsyncReconnectingStream):
     """A ``/v1/listen`` stream on trio that survives dropped sockets.
 
     Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
@@ -587,7 +626,7 @@ class ReconnectingStream(AsyncReconnectingStream):
     """
 
 
-class FluxReconnectingStream(AsyncFluxReconnectingStream):
+class FluxReconnectingStream(_Paced, AsyncFluxReconnectingStream):
     """A Flux stream on trio that survives dropped sockets.
 
     Get one from ``connect(FluxOptions(...), reconnect=True)``. Same calls as
@@ -600,13 +639,14 @@ class FluxReconnectingStream(AsyncFluxReconnectingStream):
 async def _reconnecting(
     policy: ReconnectPolicy,
     options: LiveOptions | FluxOptions | None,
-    open_socket: Callable[[], AbstractAsyncContextManager[Any]],
+    open_socket: Callable[[Tracking], AbstractAsyncContextManager[Any]],
 ) -> AsyncIterator[AsyncReconnectingBase]:
     flux = isinstance(options, FluxOptions)
     resume: Resume = FLUX_RESUME if flux else LISTEN_RESUME
-    session = Session(policy, resume.replay(options, policy.replay_seconds), resume)
+    replay = resume.replay(options, policy.replay_seconds)
+    session = Session(policy, replay, options, resume)
     kind = FluxReconnectingStream if flux else ReconnectingStream
-    stream = kind(session, _Signal(), open_socket)
+    stream = kind(session, _Signal(), lambda: open_socket(session.tracking))
 
     async def supervise(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await stream.supervise(task_status.started)

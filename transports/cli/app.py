@@ -18,6 +18,7 @@ from dgproto import __version__
 from .. import server
 from .._argparse import OneLineParser
 from .commands import register_demo, register_synth, register_transcribe
+from .replay import register_replay
 from .shared import EXIT_FAILURE, EXIT_INTERRUPTED, CliError, OutputClosed
 
 __all__ = ["build_parser", "main"]
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     register_synth(commands)
     register_demo(commands)
+    register_replay(commands)
     for name, command in commands.choices.items():
         if name != "serve":  # -v also after the command; SUPPRESS keeps a top-level -v
             command.add_argument(

@@ -149,6 +149,18 @@ def _make_view(args: argparse.Namespace, out: TextIO) -> View:
     return (FluxTextView if is_flux_model(args.model) else TextView)(out, live=True)
 
 
+def _record_path(path: str | None) -> str | None:
+    """``--record FILE``: fail now, in one line, if FILE cannot be written."""
+    if path is None:
+        return None
+    try:
+        with open(path, "w", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {reason(exc)}") from None
+    return path
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     flux = is_flux_model(args.model)
     url = check_url(args.url or (FLUX_URL if flux else DEFAULT_URL))
@@ -174,6 +186,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             steps=audio_steps(source),
             speed=_speed(args, source),
             reconnect=args.reconnect,
+            record=_record_path(args.record),
         )
         return stream(args.transport, job)
     finally:
@@ -302,7 +315,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             steps=steps,
             speed=1 / scale,
         )
-        status = stream(args.transport, job, watch_keepalives=True)
+        status = stream(args.transport, job)
         received = _keepalives_received(server)
     if status != EXIT_OK:
         return status
@@ -415,6 +428,12 @@ def register_transcribe(commands: argparse._SubParsersAction[OneLineParser]) -> 
         help="reconnect by itself after a dropped socket or a retryable close, replaying the "
         "audio not yet final (lossless, one audio clock); reconnects show on the status line "
         "and in the summary",
+    )
+    t.add_argument(
+        "--record",
+        metavar="FILE",
+        help="record the session to FILE (JSON Lines, audio in FILE.audio; credentials "
+        "removed) for `dgproto replay FILE` and `dgproto serve --replay FILE`",
     )
     pace = t.add_mutually_exclusive_group()
     pace.add_argument("--realtime", action="store_true", help="send audio at real time")

@@ -10,6 +10,9 @@ like any other, and ``TurnInfo`` is an event like any other.
 from __future__ import annotations
 
 import argparse
+import bisect
+import math
+import statistics
 from typing import Any
 
 import attrs
@@ -115,25 +118,43 @@ def check_flux_flags(args: argparse.Namespace) -> None:
 
 
 class FluxSession(Session):
-    """A ``Session`` whose finals are Flux's ``EndOfTurn`` s (lag: from sending the
-    audio up to the turn's ``audio_window_end`` until the ``EndOfTurn`` arrived)."""
+    """A ``Session`` whose finals are Flux's ``EndOfTurn`` s. Lag of a turn: from sending
+    the audio up to its ``audio_window_end`` until the ``EndOfTurn`` arrived (timed here:
+    the library's stats time ``/v1/listen`` Results)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.turns: list[TurnInfo] = []
+        self._sent_ends: list[float] = []  # audio seconds sent after each chunk
+        self._sent_times: list[float] = []  # ... and when
+        self._turn_lags: list[float] = []
+
+    def sent(self, size: int, *, now: float) -> None:
+        super().sent(size, now=now)
+        with self._lock:
+            self._sent_ends.append(self.audio_seconds)
+            self._sent_times.append(now)
 
     def event(self, event: Event, *, now: float) -> None:
         if isinstance(event, TurnInfo) and event.event == "EndOfTurn" and event.transcript:
             with self._lock:
                 self.turns.append(event)
-                lag = self._lag(event.audio_window_end, now)
-                if lag is not None:
-                    self._lags.append(lag)
-                    self._last_lag = lag
+                if self._sent_ends and self.bytes_per_second is not None:
+                    ends = self._sent_ends
+                    index = bisect.bisect_left(ends, event.audio_window_end - 1e-6)
+                    sent_at = self._sent_times[min(index, len(ends) - 1)]
+                    self._last_lag = max(0.0, now - sent_at)
+                    self._turn_lags.append(self._last_lag)
         super().event(event, now=now)
 
     def summary(self) -> Summary:
-        return attrs.evolve(super().summary(), finals=len(self.turns))
+        lags = sorted(self._turn_lags)
+        return attrs.evolve(
+            super().summary(),
+            finals=len(self.turns),
+            lag_median=statistics.median(lags) if lags else None,
+            lag_p95=lags[max(0, math.ceil(0.95 * len(lags)) - 1)] if lags else None,
+        )
 
     def transcript(self) -> str:
         return " ".join(turn.transcript for turn in self.turns)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import threading
 import time
@@ -25,6 +24,7 @@ from dgproto._errors import ConnectionClosedError, HandshakeError
 from dgproto._events import Closed, Event
 from dgproto._flux_options import FluxOptions
 from dgproto._options import LiveOptions
+from dgproto._stats import StreamStats
 
 from ..asyncio import connect as connect_asyncio
 from ..sync import connect as connect_sync
@@ -36,11 +36,13 @@ from .target import KeyChoice, rejection_hint
 __all__ = ["Job", "describe_close", "stream"]
 
 #: The adapters' wire trace message for bytes written (see ``transports._common``).
-_WIRE_SENT = "-> %d bytes"
 
 
 class _AsyncStream(Protocol):
     """What the CLI uses of ``dgproto.transports.asyncio``/``.trio``'s ``ListenStream``."""
+
+    @property
+    def stats(self) -> StreamStats: ...
 
     async def send_audio(self, chunk: bytes) -> None: ...
     async def close(self) -> Closed: ...
@@ -68,6 +70,8 @@ class Job:
     speed: float | None
     #: ``--reconnect``: the adapters' built-in lossless reconnect (``ReconnectPolicy()``).
     reconnect: bool = False
+    #: ``--record FILE``: ``connect(..., record=FILE)``.
+    record: str | None = None
 
     def requests(self) -> Iterator[Request]:
         return plan_requests(self.session, self.steps, self.speed)
@@ -76,6 +80,8 @@ class Job:
         kwargs: dict[str, Any] = {"api_key": self.key.key, "url": self.url, "config": self.config}
         if self.reconnect:
             kwargs["reconnect"] = True
+        if self.record is not None:
+            kwargs["record"] = self.record
         return kwargs
 
 
@@ -88,6 +94,7 @@ async def _drive_async(runtime: _AsyncRuntime, job: Job) -> None:
     """Run ``job`` on an async adapter: the sender interprets requests, the receiver
     hands every event to the session."""
     async with runtime.connect(job) as stream:
+        job.session.attach(lambda: stream.stats)
 
         async def send() -> None:
             with contextlib.suppress(ConnectionClosedError):  # Closed tells the story
@@ -163,6 +170,7 @@ def _drive_sync(job: Job) -> None:
     """Run ``job`` on the blocking adapter: send here, receive in a second thread."""
     failures: list[BaseException] = []
     with connect_sync(job.options, **job.connect_kwargs()) as stream:
+        job.session.attach(lambda: stream.stats)
 
         def receive() -> None:
             try:
@@ -224,41 +232,12 @@ def _graceful_interrupt(session: Session) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-class _WireWatcher(logging.Handler):
-    """Sees the adapters' DEBUG wire trace: bytes written while the script pauses are
-    KeepAlive frames (nothing else is sent then: pings are off)."""
-
-    def __init__(self, session: Session) -> None:
-        super().__init__(logging.DEBUG)
-        self._session = session
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == _WIRE_SENT:
-            self._session.keepalive_sent(time.monotonic())
-
-
-@contextlib.contextmanager
-def _watch_keepalives(session: Session) -> Iterator[None]:
-    logger = logging.getLogger("dgproto.transports")
-    handler = _WireWatcher(session)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
-def stream(transport: str, job: Job, *, watch_keepalives: bool = False) -> int:
+def stream(transport: str, job: Job) -> int:
     """Run ``job``, report the summary, and turn every failure into a ``CliError``."""
     session = job.session
     endpoint = where(job.url)
     try:
-        with _graceful_interrupt(session), contextlib.ExitStack() as stack:
-            if watch_keepalives:
-                stack.enter_context(_watch_keepalives(session))
+        with _graceful_interrupt(session):
             _run_job(transport, job)
     except HandshakeError as exc:
         raise CliError(

@@ -9,18 +9,17 @@ same everywhere: CloseStream, drain, summary.
 
 from __future__ import annotations
 
-import bisect
 import enum
-import math
-import statistics
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import attrs
 
 from dgproto._events import Closed, Connected, Event, Metadata, Reconnected, Results
+from dgproto._pacing import Pacer
+from dgproto._stats import StreamStats
 
 from .sources import AudioFormat, AudioSource
 
@@ -101,32 +100,37 @@ Request = Sleep | Send | Command
 def requests(session: Session, steps: Iterable[Step], speed: float | None) -> Iterator[Request]:
     """What to do, in order: the whole sending side of a session, with no I/O in it.
 
-    Audio is paced at ``speed`` times real time (``None``: as fast as it comes); a
-    ``Pause`` restarts the pacing clock. Stops early on Ctrl-C or once the stream
-    closed; always ends with CloseStream.
+    Audio is paced at ``speed`` times real time (``None``: as fast as it comes) by the
+    library's ``Pacer``; a ``Pause`` restarts its schedule. Stops early on Ctrl-C or once
+    the stream closed; always ends with CloseStream.
     """
-    anchor: tuple[float, float] | None = None  # (wall time, audio seconds) pacing starts
+    rate = session.bytes_per_second
+    pacer = None if speed is None or rate is None else Pacer(bytes_per_second=rate, speed=speed)
     for step in steps:
         if session.should_stop():
             break
         if step is None:
             yield Sleep(POLL / 5)
         elif isinstance(step, bytes):
-            if speed is not None:
-                if anchor is None:
-                    anchor = (time.monotonic(), session.audio_seconds)
-                yield from _sleep_until(
-                    session, anchor[0] + (session.audio_seconds - anchor[1]) / speed
-                )
+            due = pacer.due() if pacer is not None else None
+            if due is not None:
+                yield from _sleep_until(session, due)
                 if session.should_stop():
                     break
             yield Send(step)
-            session.sent(len(step), now=time.monotonic())
+            now = time.monotonic()
+            session.sent(len(step), now=now)
+            if pacer is not None:
+                pacer.sent(len(step), now=now)
         elif isinstance(step, Pause):
             session.pause(step)
-            yield from _sleep_until(session, time.monotonic() + step.seconds)
+            deadline = time.monotonic() + step.seconds
+            for sleep in _sleep_until(session, deadline):
+                yield sleep
+                session.watch_keepalives(time.monotonic())
             session.resume()
-            anchor = None
+            if pacer is not None:
+                pacer.restart()
         elif isinstance(step, FinalizeStep):
             session.note(step.note)
             yield Command.FINALIZE
@@ -188,11 +192,11 @@ class View(Protocol):
 
 
 class Session:
-    """Everything one run knows: what was sent when, what arrived, and the lag between.
+    """Everything one run knows: what was sent, what arrived, and the stream's figures.
 
-    Lag of a final result = when it arrived - when the audio up to its end had been
-    sent (both ``time.monotonic()``). Safe to call from two threads (the blocking
-    adapter receives in its own).
+    The figures (result lag, KeepAlives sent) are the library's ``stream.stats``, read
+    through ``attach``. Safe to call from two threads (the blocking adapter receives in
+    its own).
     """
 
     def __init__(self, view: View, audio: AudioFormat, total_seconds: float | None) -> None:
@@ -201,10 +205,9 @@ class Session:
         self.started = time.monotonic()
         self._bytes_per_second = audio.bytes_per_second
         self._bytes_sent = 0
-        self._sent_ends: list[float] = []  # audio seconds sent after each chunk
-        self._sent_times: list[float] = []  # ... and when
-        self._lags: list[float] = []
         self._last_lag: float | None = None
+        self._stats: Callable[[], StreamStats] = StreamStats
+        self._keepalives_seen = 0
         self._lock = threading.Lock()
         self.finals: list[Results] = []
         self.request_id: str | None = None
@@ -216,6 +219,15 @@ class Session:
         self._paused_at = 0.0
         self.keepalives = 0
         self.reconnects = 0
+
+    def attach(self, stats: Callable[[], StreamStats]) -> None:
+        """Read the stream's figures from ``stats`` (``lambda: stream.stats``)."""
+        self._stats = stats
+
+    @property
+    def bytes_per_second(self) -> int | None:
+        """The audio's byte rate; ``None`` for a container."""
+        return self._bytes_per_second
 
     @property
     def audio_seconds(self) -> float:
@@ -234,8 +246,6 @@ class Session:
     def sent(self, size: int, *, now: float) -> None:
         with self._lock:
             self._bytes_sent += size
-            self._sent_ends.append(self.audio_seconds)
-            self._sent_times.append(now)
             if self._bytes_per_second is not None:  # a container has no seconds to show
                 self.view.progress(self.audio_seconds, self.total_seconds, self._last_lag)
 
@@ -243,6 +253,7 @@ class Session:
         with self._lock:
             self.pausing = step
             self._paused_at = time.monotonic()
+            self._keepalives_seen = self._stats().keepalives_sent
         self.note(step.note)
 
     def resume(self) -> None:
@@ -252,26 +263,20 @@ class Session:
     def closing(self) -> None:
         self.close_sent = True
 
-    def keepalive_sent(self, now: float) -> None:
-        """The wire trace saw bytes leave while we send nothing: a KeepAlive."""
+    def watch_keepalives(self, now: float) -> None:
+        """During a pause: narrate each KeepAlive the library sent (``stats``)."""
+        sent = self._stats().keepalives_sent
         with self._lock:
-            if self.pausing is None:
-                return
-            self.keepalives += 1
-            into = now - self._paused_at
-            self.view.note(f"-> KeepAlive, {into:.1f} s into the silence")
+            while self._keepalives_seen < sent:
+                self._keepalives_seen += 1
+                self.keepalives += 1
+                into = now - self._paused_at
+                self.view.note(f"-> KeepAlive, {into:.1f} s into the silence")
 
     def note(self, text: str) -> None:
         if text:
             with self._lock:
                 self.view.note(text)
-
-    def _lag(self, end: float, now: float) -> float | None:
-        """Seconds from sending the audio up to ``end`` until ``now``."""
-        if not self._sent_ends or self._bytes_per_second is None:
-            return None
-        index = min(bisect.bisect_left(self._sent_ends, end - 1e-6), len(self._sent_ends) - 1)
-        return max(0.0, now - self._sent_times[index])
 
     def event(self, event: Event, *, now: float) -> None:
         at = now - self.started
@@ -279,11 +284,10 @@ class Session:
             if isinstance(event, Results):
                 lag = None
                 if event.is_final and event.transcript:
-                    lag = self._lag(event.end, now)
+                    # the library timed this final as it arrived: its lag is the latest
+                    lag = self._stats().result_lag_last
                     self.finals.append(event)
-                    if lag is not None:
-                        self._lags.append(lag)
-                        self._last_lag = lag
+                    self._last_lag = lag
                 self.view.results(event, lag, at)
                 return
             if isinstance(event, Connected):
@@ -297,8 +301,7 @@ class Session:
             self.view.event(event, at)
 
     def summary(self) -> Summary:
-        lags = sorted(self._lags)
-        p95 = lags[max(0, math.ceil(0.95 * len(lags)) - 1)] if lags else None
+        stats = self._stats()
         return Summary(
             request_id=self.request_id,
             audio_seconds=self.audio_seconds,
@@ -306,8 +309,8 @@ class Session:
             clocked=self._bytes_per_second is not None,
             elapsed_seconds=time.monotonic() - self.started,
             finals=len(self.finals),
-            lag_median=statistics.median(lags) if lags else None,
-            lag_p95=p95,
+            lag_median=stats.result_lag_p50,
+            lag_p95=stats.result_lag_p95,
             interrupted=self.interrupted,
             closed=self.closed,
             metadata=self.metadata,
