@@ -204,7 +204,9 @@ def _new_text(results: Results, words: tuple[Word, ...], taken: float) -> tuple[
     """The part of a final not taken yet: ``(transcript, start, end)``; ``""`` if none.
 
     A final replayed after a reconnect can repeat words already taken (they end at or
-    before ``taken``); its transcript is then rebuilt from the new words only.
+    before ``taken``); its transcript is then rebuilt from the new words only. A word
+    that straddles ``taken`` is new: it reaches audio no final has covered yet, and
+    dropping it would lose words (no replay repeats audio before ``taken``).
     """
     transcript = results.transcript.strip()
     if not transcript:
@@ -213,7 +215,7 @@ def _new_text(results: Results, words: tuple[Word, ...], taken: float) -> tuple[
         if results.end <= taken + TOLERANCE:
             return "", 0.0, 0.0
         return transcript, results.start, results.end
-    fresh = [w for w in words if w.start >= taken - TOLERANCE and w.end > taken + TOLERANCE]
+    fresh = [w for w in words if w.end > taken + TOLERANCE]
     if not fresh:
         return "", 0.0, 0.0
     if len(fresh) < len(words):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dgproto import Config, ListenConnection, LiveOptions, MalformedMessage
+from dgproto import Config, ListenConnection, LiveOptions, MalformedMessage, Results, Utterance
 from dgproto._framing import NATIVE_APPLY_MASK, BinaryFrameWriter, apply_mask
 from dgproto._json import default_loads
 
@@ -70,10 +70,12 @@ def test_a_real_results_decodes_the_same_with_either_parser() -> None:
     text = fixture_text(WIRE)
     pair = LivePair()
     pair.client.receive_data(raw_frame(0x1, text.encode() + b"\r\n"), now=1)
-    (event,) = pair.pump()
+    events = pair.pump()
+    assert [type(e) for e in events] == [Results, Utterance]  # the fixture is speech_final
+    event = events[0]
     with_stdlib = LivePair(config=Config(json_loads=json.loads))
     with_stdlib.client.receive_data(raw_frame(0x1, text.encode()), now=1)
-    assert with_stdlib.pump() == [event]
+    assert with_stdlib.pump() == events
     assert (
         event.alternatives[0].words[-1].end
         == json.loads(text)["channel"]["alternatives"][0]["words"][-1]["end"]
