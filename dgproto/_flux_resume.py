@@ -89,8 +89,7 @@ class FluxReplayBuffer(ReplayBuffer):
             return event
         turn = rebase_turn(event, self.offset, self._turns)
         if turn.event == "EndOfTurn":
-            # Settled up to the window's end: the next turn's window starts exactly there.
-            self._settled[0] = max(self._settled.get(0, 0.0), turn.audio_window_end)
+            self._final_end[0] = max(self._final_end.get(0, 0.0), turn.audio_window_end)
             self._next_turn = max(self._next_turn, turn.turn_index + 1)
             self._forget(self._position(self.watermark))
         return turn  # type: ignore[return-value]  # E is TurnInfo here
