@@ -122,10 +122,8 @@ class ReplayBuffer:
         self._base = 0  # stream position of the current session's t=0
         self._dropped = 0  # bytes that were never replayable when a resume needed them
         self._channels = 1
-        self._final_end: dict[int, float] = {}  # channel -> end of its last final's window
-        self._settled: dict[int, float] = {}  # channel -> end of its last final word
-        # channel -> (window end, last word end), where a final window ends past the replay
-        self._ahead: dict[int, tuple[float, float]] = {}
+        self._final_end: dict[int, float] = {}  # channel -> stream seconds finalized
+        self._ahead: dict[int, float] = {}  # channel -> finalized end beyond the replay start
 
     @classmethod
     def for_options(cls, options: LiveOptions, max_seconds: float = 30.0) -> ReplayBuffer:
@@ -150,7 +148,7 @@ class ReplayBuffer:
     @property
     def watermark(self) -> float:
         """Stream time up to which every channel is finalized (or was given up)."""
-        finals = min(self._settled.get(c, 0.0) for c in range(self._channels))
+        finals = min(self._final_end.get(c, 0.0) for c in range(self._channels))
         return max(finals, self.offset)
 
     @property
@@ -187,13 +185,12 @@ class ReplayBuffer:
     def _on_results(self, results: R) -> R:
         channel = results.channel
         ahead = self._ahead.get(channel)
-        if ahead is not None and results.start < ahead[0]:
-            results = _after(results, *ahead)
+        if ahead is not None and results.start < ahead:
+            results = _after(results, ahead)
         if results.is_final:
             index = results.channel_index
             self._channels = max(self._channels, index[1] if len(index) > 1 else 1)
             self._final_end[channel] = max(self._final_end.get(channel, 0.0), results.end)
-            self._settled[channel] = max(self._settled.get(channel, 0.0), _settled(results))
             self._forget(self._position(self.watermark))
         return results
 
@@ -206,9 +203,7 @@ class ReplayBuffer:
         """
         self._dropped += max(0, self._start - self._position(self.watermark))
         self._base = self._start
-        self._ahead = {
-            c: (t, self._settled[c]) for c, t in self._final_end.items() if t > self.offset + _AHEAD
-        }
+        self._ahead = {c: t for c, t in self._final_end.items() if t > self.offset + _AHEAD}
         return list(self._chunks)
 
     def _position(self, seconds: float) -> int:
@@ -230,23 +225,10 @@ class ReplayBuffer:
                 self._start = position
 
 
-def _settled(results: Results) -> float:
-    """Stream time up to which a final's audio never needs hearing again.
-
-    The end of its last word, not of its window: a window can end inside the next word
-    (Deepgram attributes it to the next final), and a replay starting at the window's
-    end would cut that word in half and lose it. Replaying the tail after the last word
-    costs a little audio; the words it yields again are removed by ``_after``.
-    """
-    words = results.alternatives[0].words if results.alternatives else ()
-    return words[-1].end if words else results.end
-
-
-def _after(results: R, time: float, settled: float) -> R:
-    """``results`` without the words already taken (centred before ``settled``), its
-    window starting at ``time`` (where the last final's window ended: one timeline)."""
+def _after(results: R, time: float) -> R:
+    """``results`` without the words before ``time``, its window starting there."""
     end = max(results.end, time)
-    alternatives = tuple(_words_after(a, settled) for a in results.alternatives)
+    alternatives = tuple(_words_after(a, time) for a in results.alternatives)
     return attrs.evolve(results, start=time, duration=end - time, alternatives=alternatives)
 
 
