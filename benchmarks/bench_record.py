@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dgproto import LiveOptions
-from dgproto._wiretap import WireTap
+from dgproto._wiretap import AUDIO_FLUSH, WireTap
 from dgproto.transports import sync as sync_adapter
 from dgproto.transports._record import RecordSink, SessionRecorder
 
@@ -51,6 +51,11 @@ def _tap(sink: Any, sidecar: bool) -> WireTap:
         tap._flush_audio = tap.take_audio  # the file write is in the whole-path rows
     tap.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
     tap.received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", 0.0)
+    if sidecar:  # the first audio frame, as SessionRecorder does: sent_batch takes the rest
+        conn, _ = open_dgproto()
+        conn.send_audio(bytes(640), now=0.0)
+        tap.sent(conn.data_to_send(), 0.0)
+        assert tap.fast_head is not None
     return tap
 
 
@@ -127,13 +132,13 @@ def variants(
     pending: list[tuple[float, bytes]] = []
 
     def send_core_recorded() -> object:
-        # What SessionRecorder + WireTrace do: one append per write; every BATCH writes
+        # What SessionRecorder + WireTrace do: one append per write; every batch (256 KiB) of writes
         # the batch goes through the tap and the sidecar bytes are taken (the file write
         # itself is in the whole-path rows).
         taped.send_audio(chunk, now=1.0)
         data = taped.data_to_send()
         pending.append((1.0, data))
-        if len(pending) >= SessionRecorder.BATCH:
+        if len(pending) >= min(SessionRecorder.MAX_BATCH, AUDIO_FLUSH // len(data)):
             tap.sent_batch(pending)
             pending.clear()
             tap.take_audio()

@@ -13,8 +13,11 @@ must not break the session it records): what it cannot parse, it stops recording
 With ``sidecar=`` (a file name), each whole audio frame the client sends is appended to
 ``audio_buffer`` untouched (its ``t`` as a double, then the masked frame, the format's
 sidecar record) instead of being unmasked and base64-encoded into a line: per frame that
-is two ``bytearray`` appends, the cheapest way to keep the bytes. The owner empties the
-buffer into the sidecar file (``flush_audio`` is called past ``AUDIO_FLUSH`` bytes).
+is two ``bytearray`` appends. The owner empties the buffer into the sidecar file
+(``flush_audio`` is called past ``AUDIO_FLUSH`` bytes). Cheaper still, ``sent_batch``:
+an adapter that logs its writes unparsed hands over, in batches, those that repeat the
+last audio frame's size and header; they are kept as they are, not copied
+(``take_audio_parts``).
 """
 
 from __future__ import annotations

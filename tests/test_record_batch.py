@@ -31,6 +31,8 @@ REQUEST = (
     f"GET /v1/listen?{OPTIONS.to_query()} HTTP/1.1\r\nauthorization: Token {KEY}\r\n\r\n"
 ).encode()
 ACCEPT = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n"
+#: The batch for 640 B frames: 256 KiB of 648-byte writes.
+BATCH_640 = (256 * 1024) // 648
 
 
 def _audio(size: int, n: int) -> bytes:
@@ -42,7 +44,7 @@ def _script() -> list[tuple[str, bytes]]:
     a KeepAlive, a Finalize, two frames in one write, server messages in between."""
     out: list[tuple[str, bytes]] = [("sent", REQUEST), ("received", ACCEPT)]
     n = 0
-    for size, count in ((640, SessionRecorder.BATCH + 3), (3200, 5), (100, 3), (640, 200)):
+    for size, count in ((640, BATCH_640 + 3), (3200, 90), (100, 3), (640, 200)):
         for _ in range(count):
             n += 1
             out.append(("sent", _audio(size, n)))
@@ -82,7 +84,7 @@ def test_batched_recording_equals_the_per_frame_one(tmp_path: Path) -> None:
     (got,) = load_recordings(path)
     (want,) = read_recordings(inline.getvalue().split("\n"))
     assert got.frames == want.frames
-    assert len([f for f in got.frames if f.kind == "binary"]) == SessionRecorder.BATCH + 214
+    assert len([f for f in got.frames if f.kind == "binary"]) == BATCH_640 + 299
     for file in (path, Path(str(path) + SIDECAR_SUFFIX)):
         assert KEY.encode() not in file.read_bytes()
 
@@ -99,22 +101,22 @@ def test_the_sidecar_is_written_per_batch_and_at_close(tmp_path: Path) -> None:
     record = 8 + len(frame)
     recorder.sent(frame, 0.0)  # the tap sees the first frame itself
     assert sidecar.stat().st_size == 0
-    for _ in range(SessionRecorder.BATCH - 1):
+    for _ in range(BATCH_640 - 1):
         recorder.sent(frame, 0.1)
     assert recorder.writes is not None
-    assert len(recorder.writes) == SessionRecorder.BATCH - 1
+    assert len(recorder.writes) == BATCH_640 - 1
     assert sidecar.stat().st_size == 0  # buffered: a crash now loses these
     recorder.sent(frame, 0.2)  # the BATCH-th pending write flushes
     assert recorder.writes == []
-    assert sidecar.stat().st_size == record * (SessionRecorder.BATCH + 1)
+    assert sidecar.stat().st_size == record * (BATCH_640 + 1)
     recorder.sent(frame, 0.3)
     recorder.close(0.4)  # the rest at close
     assert recorder.writes is None
-    assert sidecar.stat().st_size == record * (SessionRecorder.BATCH + 2)
+    assert sidecar.stat().st_size == record * (BATCH_640 + 2)
     recorder.sent(frame, 0.5)  # after close: nothing
     (recording,) = load_recordings(path)
     audio = [f.audio for f in recording.frames]
-    assert audio[-1] == pytest.approx((SessionRecorder.BATCH + 2) * 640 / 32000)
+    assert audio[-1] == pytest.approx((BATCH_640 + 2) * 640 / 32000)
 
 
 def test_the_trace_takes_the_hot_path_and_a_read_takes_the_pending_writes(
@@ -206,7 +208,7 @@ def test_a_failed_batch_write_stops_recording(
 
     monkeypatch.setattr(_record, "write_all", full)
     with caplog.at_level(logging.WARNING, "dgproto.transports"):
-        for _ in range(SessionRecorder.BATCH + 1):
+        for _ in range(BATCH_640 + 1):
             recorder.sent(_audio(640, 1), 0.1)
     assert "recording stopped: disk full" in caplog.text
     assert recorder.writes is None

@@ -546,7 +546,7 @@ class WireTrace:
                 writes is not None and len(data) == recorder.size and data.startswith(recorder.head)
             ):  # SessionRecorder.sent's hot path, inlined: one audio frame like the last
                 writes.append((self._clock(), data))
-                if len(writes) >= recorder.BATCH:
+                if len(writes) >= recorder.batch:
                     recorder.flush()
             else:
                 recorder.sent(data, self._clock())

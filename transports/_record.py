@@ -14,7 +14,8 @@ Files: a path ``P`` gets the JSON Lines at ``P`` and the raw audio sidecar at
 sidecar: there is no path to put it next to); it is flushed, never closed (its owner
 closes it). A path's files are opened when the socket's upgrade request is written and
 closed when that socket ends, so nothing leaks past the stream and a crash loses at most
-the buffered audio. A reconnecting stream's later sockets append to the same two files,
+the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before) and the lines
+file's buffer. A reconnecting stream's later sockets append to the same two files,
 each socket its own header line (the format's "several sockets").
 """
 
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from dgproto._recording import Recording, RecordingError, read_recordings
-from dgproto._wiretap import WireTap, Write
+from dgproto._wiretap import AUDIO_FLUSH, WireTap, Write
 
 __all__ = [
     "SIDECAR_SUFFIX",
@@ -102,16 +103,17 @@ class SessionRecorder:
     the adapter's ``WireTrace`` appends ``(now, bytes)`` to it for each write of the same
     size and first 4 bytes (the same frame header: one whole audio frame like the last):
     nothing is parsed or copied per frame (the core's bytes are immutable, so keeping
-    them is enough). Every ``BATCH`` writes, before any other write or received read, and
+    them is enough). Every ``batch`` writes (256 KiB of frames, at most ``MAX_BATCH``), before
+    any other write or received read, and
     at the end, the pending writes go through ``WireTap.sent_batch`` (stamped, counted
     for the audio clock) and the audio is written to the sidecar with one gathering
     write. A crash loses at most the writes pending and the
-    files' own buffers: ``BATCH`` audio frames (2.56 s of 20 ms frames) and under 8 KiB
+    files' own buffers: 256 KiB of audio (about 8 s of 16 kHz linear16), as before, and 8 KiB
     of lines.
     """
 
-    #: Pending writes that trigger a flush (a list append costs the hot path nothing more).
-    BATCH = 128
+    #: The most pending writes before a flush (one ``os.writev`` of 1024 pieces).
+    MAX_BATCH = 512
 
     def __init__(self, sink: RecordSink, *, secrets: Sequence[str] = ()) -> None:
         self._sink = sink
@@ -127,6 +129,8 @@ class SessionRecorder:
         self.writes: list[Write] | None = None
         self.head = b"\x82"
         self.size = -1
+        #: pending writes that trigger a flush: ``AUDIO_FLUSH`` bytes of frames of ``size``
+        self.batch = self.MAX_BATCH
         self._tap = WireTap(
             self._write,
             secrets=secrets,
@@ -140,7 +144,7 @@ class SessionRecorder:
         writes = self.writes
         if writes is not None and len(data) == self.size and data.startswith(self.head):
             writes.append((now, data))
-            if len(writes) >= self.BATCH:
+            if len(writes) >= self.batch:
                 self.flush()
             return
         with self._lock:
@@ -151,6 +155,7 @@ class SessionRecorder:
             tap.sent(data, now)
             if tap.batching and tap.fast_head is not None:
                 self.head, self.size = tap.fast_head, tap.fast_size
+                self.batch = max(1, min(self.MAX_BATCH, AUDIO_FLUSH // self.size))
                 if self.writes is None:
                     self.writes = []
             else:
