@@ -141,7 +141,7 @@ def variants(
         if len(pending) >= min(SessionRecorder.MAX_BATCH, AUDIO_FLUSH // len(data)):
             tap.sent_batch(pending)
             pending.clear()
-            tap.take_audio()
+            tap.take_audio_parts()  # what the recorder hands to os.writev
         return data
 
     def send_core_inline() -> object:
