@@ -46,6 +46,7 @@ from ._events import (
 )
 from ._flux import FluxConnection
 from ._flux_options import FluxOptions
+from ._flux_resume import FluxReplayBuffer, rebase_turn
 from ._options import Auth, LiveOptions
 from ._pacing import Pacer
 from ._reconnect import ReconnectPolicy
@@ -87,6 +88,7 @@ __all__ = [
     "Pacer",
     "RemoteProtocolError",
     "ReplayBuffer",
+    "FluxReplayBuffer",
     "Results",
     "ServerError",
     "SpeechStarted",
@@ -99,6 +101,7 @@ __all__ = [
     "__version__",
     "classify_close",
     "rebase",
+    "rebase_turn",
     "reconnect_delays",
     "should_reconnect",
 ]

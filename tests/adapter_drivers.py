@@ -188,7 +188,7 @@ class TrioDriver(Driver):
 class _BlockingView:
     """The blocking stream behind awaitable methods that never suspend."""
 
-    def __init__(self, stream: sync_adapter.ListenStream) -> None:
+    def __init__(self, stream: Any) -> None:
         self.stream = stream
         self._buffer = stream._buffer
 
@@ -212,6 +212,9 @@ class _BlockingView:
 
     async def finalize(self, channel: int | None = None) -> Any:
         return self.stream.finalize(channel)
+
+    async def force_end_turn(self) -> None:
+        self.stream.force_end_turn()
 
     async def close(self) -> Any:
         return self.stream.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import types
 import wave
 from pathlib import Path
 from typing import Any
@@ -99,15 +101,57 @@ FLUX_TEXT = "Book a table for two. Make it at eight."
 
 
 def test_flux_agent_example(capsys: pytest.CaptureFixture[str]) -> None:
-    agent = _program("## Flux (`/v2/listen`): turns for voice agents")["agent"]
+    program = _program("## Flux (`/v2/listen`): turns for voice agents")
+    agent, think = program["agent"], program["think"]
+    drafts: list[str] = []
+
+    async def counting_think(transcript: str) -> str:
+        drafts.append(transcript)
+        return await think(transcript)  # type: ignore[no-any-return]
+
+    program["think"] = counting_think  # the agent's global: see which drafts it started
     audio = synthesize(FLUX_TEXT, sample_rate=16000) + silence(1.0, sample_rate=16000)
     chunks = [audio[i : i + 2560] for i in range(0, len(audio), 2560)]
     with serve_in_thread() as server:
-        replies, closed = agent(chunks, port=server.port)
+        replies, closed = asyncio.run(agent(chunks, server.flux_url, "any-key"))
     assert closed.code == 1000
     turns = _finals(capsys.readouterr().out)
     assert turns == ["Book a table for two.", "Make it at eight."]
     assert replies == [f"(reply to: {t})" for t in turns]
+    assert drafts == turns  # each reply was started on EagerEndOfTurn and then reused
+
+
+def test_flux_agent_example_drops_a_draft_when_the_user_goes_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A pause after "Wait." looks like the end (EagerEndOfTurn), then the user goes on
+    (TurnResumed): that draft is cancelled, and the reply is for the whole turn."""
+    program = _program("## Flux (`/v2/listen`): turns for voice agents")
+    agent = program["agent"]
+    drafts: list[tuple[str, asyncio.Task[Any]]] = []
+    think = program["think"]
+
+    def create_task(coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        drafts.append((coro.cr_frame.f_locals.get("transcript"), task))
+        return task
+
+    program["asyncio"] = types.SimpleNamespace(**{**vars(asyncio), "create_task": create_task})
+    program["think"] = think
+    # Only the timeout ends a turn (eot_threshold=1.0), so the pause after "Wait." is
+    # an EagerEndOfTurn and "There is more." a TurnResumed.
+    flux = functools.partial(dgproto.FluxOptions, eot_threshold=1.0, eot_timeout_ms=1500)
+    program["dgproto"] = types.SimpleNamespace(**{**vars(dgproto), "FluxOptions": flux})
+    audio = synthesize("Wait. There is more.", sample_rate=16000) + silence(2.0)
+    chunks = [audio[i : i + 2560] for i in range(0, len(audio), 2560)]
+    with serve_in_thread() as server:
+        replies, closed = asyncio.run(agent(chunks, server.flux_url, "any-key"))
+    assert closed.code == 1000
+    drafted = [(text, task.cancelled()) for text, task in drafts if text is not None]
+    assert drafted[0] == ("Wait.", True)
+    assert drafted[-1] == ("Wait. There is more.", False)
+    assert replies == ["(reply to: Wait. There is more.)"]
+    assert _finals(capsys.readouterr().out) == ["Wait. There is more."]
 
 
 UTTERED = "Hello world. This is the end."

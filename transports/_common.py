@@ -36,6 +36,7 @@ import ssl
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from typing import Generic, TypedDict, TypeVar
 
 import attrs
 
@@ -50,26 +51,32 @@ from dgproto._events import (
     HandshakeRejected,
     Metadata,
 )
+from dgproto._flux import FluxConnection
+from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions, redact_query
-from dgproto._session import Tracking
+from dgproto._session import StreamConnection, Tracking
 from dgproto._state import State
 from dgproto._stats import StreamStats
 
 from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
-from ._record import RecordSink, SessionRecorder
+from ._record import RecordSink, RecordTarget, SessionRecorder
 
 __all__ = [
     "API_KEY_ENV",
     "CLOSE_FLUSH_TIMEOUT",
     "DEFAULT_URL",
+    "FLUX_URL",
     "EVENT_QUEUE_BYTES",
     "EVENT_QUEUE_RESUME",
     "EVENT_QUEUE_RESUME_BYTES",
     "EVENT_QUEUE_SIZE",
     "READ_SIZE",
+    "ConnectArgs",
     "Endpoint",
     "EventBuffer",
     "FinalizeSlot",
+    "FluxState",
+    "ListenMetadata",
     "Plan",
     "StreamState",
     "WireTrace",
@@ -82,6 +89,12 @@ __all__ = [
 ]
 
 DEFAULT_URL = "wss://api.deepgram.com/v1/listen"
+
+#: Where ``connect(FluxOptions(...))`` goes without ``url=``.
+FLUX_URL = "wss://api.deepgram.com/v2/listen"
+
+#: Any connection the adapters pump (``ListenConnection`` or ``FluxConnection``).
+C = TypeVar("C", bound=StreamConnection)
 
 #: Read when no API key argument is given (only ever sent over ``wss://``).
 API_KEY_ENV = "DEEPGRAM_API_KEY"
@@ -130,12 +143,13 @@ class Endpoint:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-def parse_url(url: str) -> Endpoint:
+def parse_url(url: str, default_path: str = "/v1/listen") -> Endpoint:
     """Split ``url`` into host, port, request target and whether to use TLS.
 
-    A URL without a path gets Deepgram's ``/v1/listen``, so ``ws://localhost:8080`` works
-    for a self-hosted server. Credentials in the URL are refused: they would end up in
-    logs and tracebacks (pass ``api_key=`` instead). Error messages never echo the URL.
+    A URL without a path gets ``default_path`` (Deepgram's ``/v1/listen``, or
+    ``/v2/listen`` for Flux), so ``ws://localhost:8080`` works for a self-hosted server.
+    Credentials in the URL are refused: they would end up in logs and tracebacks (pass
+    ``api_key=`` instead). Error messages never echo the URL.
     """
     if not isinstance(url, str):
         raise ValueError(f"url must be a str, got {type(url).__name__}")
@@ -149,7 +163,7 @@ def parse_url(url: str) -> Endpoint:
     if not host:
         raise ValueError("url has no host")
     port = parts.port  # raises ValueError for a port out of range or not a number
-    target = parts.path or "/v1/listen"
+    target = parts.path or default_path
     if parts.query:
         target += "?" + parts.query
     return Endpoint(
@@ -216,7 +230,7 @@ class Plan:
     """Everything ``connect`` decided before touching the network."""
 
     endpoint: Endpoint
-    conn: ListenConnection
+    conn: ListenConnection | FluxConnection
     ssl_context: ssl.SSLContext | None
     #: The HTTP CONNECT proxy to tunnel through, if any.
     proxy: Proxy | None = None
@@ -224,13 +238,27 @@ class Plan:
     recorder: SessionRecorder | None = None
 
 
+class ConnectArgs(TypedDict, total=False):
+    """``connect``'s keyword arguments other than ``reconnect`` (for its typed overloads)."""
+
+    api_key: str | None
+    access_token: str | None
+    auth: Auth | None
+    url: str | None
+    config: Config | None
+    ssl_context: ssl.SSLContext | None
+    extra_headers: Sequence[tuple[str, str]]
+    proxy: str | FromEnv | None
+    record: RecordTarget | None
+
+
 def make_plan(
-    options: LiveOptions | None,
+    options: LiveOptions | FluxOptions | None,
     *,
     api_key: str | None,
     access_token: str | None,
     auth: Auth | None,
-    url: str,
+    url: str | None,
     config: Config | None,
     ssl_context: ssl.SSLContext | None,
     extra_headers: Sequence[tuple[str, str]],
@@ -240,25 +268,42 @@ def make_plan(
 ) -> Plan:
     """Validate ``connect``'s arguments and build the (not yet connected) core.
 
+    ``FluxOptions`` make a ``FluxConnection`` for ``/v2/listen`` (``FLUX_URL`` unless
+    ``url`` says otherwise); anything else a ``ListenConnection`` for ``/v1/listen``.
+
     ``record`` (from ``record_sink``) gives the socket a recorder that knows every
     credential in play, so it can scrub them wherever they appear. ``tracking``: a
-    reconnecting stream's, shared by the cores of all its sockets.
+    reconnecting stream's, shared by the cores of all its sockets (``/v1/listen``).
     """
-    endpoint = parse_url(url)
+    flux = isinstance(options, FluxOptions)
+    if url is None:
+        url = FLUX_URL if flux else DEFAULT_URL
+    endpoint = parse_url(url, "/v2/listen" if flux else "/v1/listen")
     tunnel = select_proxy(proxy, host=endpoint.host, tls=endpoint.tls)
     context = tls_context(endpoint, ssl_context)
     credentials = resolve_auth(
         api_key=api_key, access_token=access_token, auth=auth, tls=endpoint.tls
     )
-    conn = ListenConnection(
-        options=options,
-        auth=credentials,
-        host=endpoint.host_header,
-        path=endpoint.target,
-        config=config,
-        extra_headers=extra_headers,
-        tracking=tracking,
-    )
+    conn: ListenConnection | FluxConnection
+    if isinstance(options, FluxOptions):
+        conn = FluxConnection(
+            options=options,
+            auth=credentials,
+            host=endpoint.host_header,
+            path=endpoint.target,
+            config=config,
+            extra_headers=extra_headers,
+        )
+    else:
+        conn = ListenConnection(
+            options=options,
+            auth=credentials,
+            host=endpoint.host_header,
+            path=endpoint.target,
+            config=config,
+            extra_headers=extra_headers,
+            tracking=tracking,
+        )
     recorder = None
     if record is not None:
         recorder = record.session(secrets=_secrets(credentials, tunnel))
@@ -309,7 +354,7 @@ class EventBuffer:
         self._limit_bytes = EVENT_QUEUE_BYTES if limit_bytes is None else limit_bytes
         self._resume_bytes = EVENT_QUEUE_RESUME_BYTES if resume_bytes is None else resume_bytes
         #: the core whose ``bytes_received`` was last read, and that reading
-        self._source: ListenConnection | None = None
+        self._source: StreamConnection | None = None
         self._seen = 0
         self._lifts = 0
         self._paused = False
@@ -345,7 +390,7 @@ class EventBuffer:
         elif isinstance(event, HandshakeRejected):
             self.rejected = event
 
-    def collect(self, conn: ListenConnection, trace: WireTrace) -> bool:
+    def collect(self, conn: StreamConnection, trace: WireTrace) -> bool:
         """Move every event the core has queued into the buffer; True if there were any.
 
         The bytes read since the last collect are charged to the last event moved: a
@@ -424,22 +469,26 @@ def open_failure(buffer: EventBuffer) -> Exception:
     return ConnectionClosedError(closed)
 
 
-def check_sendable(conn: ListenConnection) -> None:
+def check_sendable(conn: StreamConnection) -> None:
     """Raise ``ConnectionClosedError`` (carrying the ``Closed``) once the stream is over."""
     closed = conn.closed
     if closed is not None:
         raise ConnectionClosedError(closed)
 
 
-class StreamState:
-    """The read-only attributes every adapter's stream exposes, read from the core."""
+class StreamState(Generic[C]):
+    """The read-only attributes every adapter's stream exposes, read from the core.
 
-    def __init__(self, conn: ListenConnection) -> None:
+    Generic in the core it reads (``ListenConnection`` or ``FluxConnection``), so each
+    endpoint's stream calls its own commands on a typed ``_conn``.
+    """
+
+    def __init__(self, conn: C) -> None:
         self._conn = conn
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__module__}.{type(self).__name__} {self._conn.host}"
+            f"<{type(self).__module__}.{type(self).__name__} {getattr(self._conn, 'host', '?')}"
             f" state={self._conn.state.name} request_id={self._conn.request_id}>"
         )
 
@@ -464,11 +513,6 @@ class StreamState:
         return self._conn.stats
 
     @property
-    def options(self) -> LiveOptions:
-        """The options the stream was opened with."""
-        return self._conn.options
-
-    @property
     def state(self) -> State:
         """``OPEN`` while streaming, ``CLOSING`` after ``close()`` began, then ``CLOSED``."""
         return self._conn.state
@@ -483,10 +527,32 @@ class StreamState:
         """The ``Closed`` event once the stream is over, else ``None``."""
         return self._conn.closed
 
+
+class ListenMetadata:
+    """``/v1/listen`` streams' ``options`` and ``metadata`` (Flux sends no Metadata)."""
+
+    _conn: ListenConnection
+
+    @property
+    def options(self) -> LiveOptions:
+        """The options the stream was opened with."""
+        return self._conn.options
+
     @property
     def metadata(self) -> Metadata | None:
         """Deepgram's session ``Metadata``, once it arrived (normally during ``close()``)."""
         return self._conn.metadata
+
+
+class FluxState:
+    """Flux streams' ``options``."""
+
+    _conn: FluxConnection
+
+    @property
+    def options(self) -> FluxOptions:
+        """The options the stream was opened with."""
+        return self._conn.options
 
 
 # --------------------------------------------------------------------------- logging

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from typing import IO, Protocol
 
+from dgproto._flux_options import FluxOptions
 from dgproto._options import LiveOptions
 from dgproto._pacing import DEEPGRAM_MAX_SPEED, DEFAULT_CHUNK_SECONDS, Pacer, chunk_size
 
@@ -32,7 +33,7 @@ class _Stream(Protocol):
     """What the helpers need of an adapter's stream: its options (the audio format)."""
 
     @property
-    def options(self) -> LiveOptions | None: ...
+    def options(self) -> LiveOptions | FluxOptions | None: ...
 
 
 def _plan(
@@ -42,7 +43,10 @@ def _plan(
     chunk_seconds: float,
     bytes_per_second: int | None,
 ) -> tuple[Pacer, int]:
-    options = stream.options or LiveOptions()
+    options = stream.options
+    if isinstance(options, FluxOptions):  # the same audio format, as the pacer reads it
+        options = LiveOptions(encoding=options.encoding, sample_rate=options.sample_rate)
+    options = options or LiveOptions()
     size = chunk_size(options, chunk_seconds, bytes_per_second=bytes_per_second)
     if bytes_per_second is None:
         pacer = Pacer.for_options(options, speed=speed, max_speed=max_speed)

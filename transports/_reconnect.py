@@ -13,7 +13,11 @@ The one clock and the replay come from a per-endpoint ``Resume`` strategy: it bu
 the replay buffer, which records sent audio, moves each event onto the stream's audio
 clock and forgets audio once finals cover it. ``/v1/listen`` uses ``ReplayBuffer``
 (finals by ``Results.end``; ``rebase`` of Results, UtteranceEnd, SpeechStarted);
-another endpoint plugs in its own (Flux: ``audio_window_end`` of EndOfTurn).
+``/v2/listen`` uses ``FluxReplayBuffer`` (settled by ``audio_window_end`` of each
+EndOfTurn; TurnInfo rebased onto the stream's clock and turn count) and merges Configure
+deltas, so a new socket gets every setting in force. ``AsyncReconnectingStream`` and
+``AsyncFluxReconnectingStream`` share ``AsyncReconnectingBase``; each adds only its
+endpoint's commands.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from typing import Any, Protocol, TypeVar
 
 from dgproto._errors import ConnectionClosedError
 from dgproto._events import Closed, Event, FinalizeComplete, Reconnected, Reconnecting
+from dgproto._flux_options import FluxOptions
+from dgproto._flux_resume import FluxReplayBuffer
 from dgproto._options import LiveOptions
 from dgproto._reconnect import ReconnectPolicy
 from dgproto._resume import ReplayBuffer, should_reconnect
@@ -40,7 +46,10 @@ from dgproto._stats import StreamStats
 from ._common import EventBuffer
 
 __all__ = [
+    "FLUX_RESUME",
     "LISTEN_RESUME",
+    "AsyncFluxReconnectingStream",
+    "AsyncReconnectingBase",
     "AsyncReconnectingStream",
     "Replay",
     "Resume",
@@ -74,22 +83,48 @@ class Replay(Protocol):
     def resume(self) -> list[bytes]: ...
 
 
-class Resume(Protocol):
-    """Per-endpoint knowledge: how to replay audio and keep events on one clock."""
+#: A ``configure()`` call's arguments, as the stream's ``configure`` takes them.
+ConfigureArgs = tuple[Any, ...]
 
-    def replay(self, options: LiveOptions | None, max_seconds: float) -> Replay: ...
+
+class Resume(Protocol):
+    """Per-endpoint knowledge: how to replay audio, keep events on one clock, and which
+    Configure to send again on a new socket."""
+
+    def replay(self, options: Any, max_seconds: float) -> Replay: ...
+
+    def configured(self, kept: ConfigureArgs | None, args: ConfigureArgs) -> ConfigureArgs: ...
 
 
 class _ListenResume:
-    """``/v1/listen``: finals by ``Results.end``, timestamps moved by ``rebase``."""
+    """``/v1/listen``: finals by ``Results.end``, timestamps moved by ``rebase``; the last
+    Configure is the one in force."""
 
     def replay(self, options: LiveOptions | None, max_seconds: float) -> Replay:
         if options is None:
             raise ValueError("reconnect needs LiveOptions with encoding and sample_rate")
         return ReplayBuffer.for_options(options, max_seconds=max_seconds)
 
+    def configured(self, kept: ConfigureArgs | None, args: ConfigureArgs) -> ConfigureArgs:
+        return args
+
+
+class _FluxResume:
+    """``/v2/listen``: settled by ``EndOfTurn.audio_window_end``; Configure is a delta
+    (thresholds merge, a given list replaces the last), so the deltas are merged."""
+
+    def replay(self, options: FluxOptions, max_seconds: float) -> Replay:
+        return FluxReplayBuffer.for_flux(options, max_seconds=max_seconds)
+
+    def configured(self, kept: ConfigureArgs | None, args: ConfigureArgs) -> ConfigureArgs:
+        old = kept or (None, None, None, None)
+        thresholds = {**(old[0] or {}), **(args[0] or {})} or None
+        lists = (new if new is not None else o for o, new in zip(old[1:], args[1:], strict=True))
+        return (thresholds, *lists)
+
 
 LISTEN_RESUME: Resume = _ListenResume()
+FLUX_RESUME: Resume = _FluxResume()
 
 
 class Session:
@@ -102,10 +137,15 @@ class Session:
     """
 
     def __init__(
-        self, policy: ReconnectPolicy, replay: Replay, options: LiveOptions | None = None
+        self,
+        policy: ReconnectPolicy,
+        replay: Replay,
+        options: LiveOptions | FluxOptions | None = None,
+        resume: Resume = LISTEN_RESUME,
     ) -> None:
         self.policy = policy
         self.replay = replay
+        self._resume_rule = resume
         #: The stream's options (``send_paced`` reads the audio format from them).
         self.options = options
         #: The stream's stats and utterances, shared by every socket's connection: the
@@ -123,7 +163,8 @@ class Session:
         self.last_closed: Closed | None = None
         self._backlog: deque[bytes] = deque()  # audio sent while not live, not yet re-sent
         self._finalizes: deque[int | None] = deque()  # finalize() calls not yet answered
-        self._configure: tuple[Sequence[str] | None, Mapping[str, Any] | None] | None = None
+        self._configure: ConfigureArgs | None = None
+        self._force_end_turn = False  # force_end_turn() during an outage, not yet sent
 
     # -- the app's side: True means "also send it on the current socket now"
 
@@ -137,8 +178,14 @@ class Session:
         self._finalizes.append(channel)
         return self.live
 
-    def configure(self, keyterms: Sequence[str] | None, features: Mapping[str, Any] | None) -> bool:
-        self._configure = (keyterms, features)
+    def configure(self, *args: Any) -> bool:
+        self._configure = self._resume_rule.configured(self._configure, args)
+        return self.live
+
+    def force_end_turn(self) -> bool:
+        """Flux: end the turn now; during an outage, once the replay is sent."""
+        if not self.live:
+            self._force_end_turn = True
         return self.live
 
     def close(self) -> bool:
@@ -259,6 +306,9 @@ class Session:
                 finalizes += 1
             else:
                 break
+        if self._force_end_turn:
+            self._force_end_turn = False
+            yield ("force_end_turn",)
         self.live = True
         if self.closing:
             yield ("close_stream",)
@@ -312,7 +362,7 @@ class Signal(Protocol):
 
 
 class InnerStream(Protocol):
-    """What a reconnecting stream needs of a single-socket async stream."""
+    """What a reconnecting stream needs of a single-socket async stream (any endpoint)."""
 
     @property
     def request_id(self) -> str | None: ...
@@ -322,13 +372,9 @@ class InnerStream(Protocol):
 
     async def send_audio(self, chunk: bytes | bytearray | memoryview) -> None: ...
 
-    async def configure(
-        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
-    ) -> None: ...
+    def configure(self, *args: Any, **kwargs: Any) -> Awaitable[None]: ...
 
-    def post_finalize(self, channel: int | None) -> None: ...
-
-    def post_close_stream(self) -> None: ...
+    def post(self, command: str, *args: Any) -> None: ...
 
     async def abort(self) -> Closed: ...
 
@@ -371,7 +417,7 @@ class ReconnectingState:
         return StreamStats() if stats is None else stats.snapshot()
 
     @property
-    def options(self) -> LiveOptions | None:
+    def options(self) -> LiveOptions | FluxOptions | None:
         """The options the stream was opened with."""
         return self._session.options
 
@@ -403,8 +449,8 @@ class ReconnectingState:
             self._buffer.push(closed)
 
 
-class AsyncReconnectingStream(ReconnectingState):
-    """A stream that replaces dropped sockets (asyncio and trio); from ``connect``.
+class AsyncReconnectingBase(ReconnectingState):
+    """A stream that replaces dropped sockets (asyncio and trio), any endpoint.
 
     Same calls as the single-socket stream, plus ``request_ids`` and ``reconnects``.
     Iteration yields ``Reconnecting``/``Reconnected`` among the events (and each new
@@ -431,38 +477,11 @@ class AsyncReconnectingStream(ReconnectingState):
             with suppress(ConnectionClosedError):
                 await inner.send_audio(chunk)
 
-    async def configure(
-        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
-    ) -> None:
-        """Send a ``Configure``; it is sent again on every new socket."""
-        self._check()
-        inner = self._inner
-        if self._session.configure(keyterms, features) and inner is not None:
-            with suppress(ConnectionClosedError):
-                await inner.configure(keyterms, features)
-
-    async def finalize(self, channel: int | None = None) -> FinalizeComplete:
-        """Flush and wait for this call's ``FinalizeComplete``; across an outage it is
-        sent again after the replay, and completes exactly once."""
-        self._check()
-        slot = self._buffer.expect_finalize()
-        inner = self._inner
-        if self._session.finalize(channel) and inner is not None:
-            inner.post_finalize(channel)
-        self._buffer.lift()
-        try:
-            while slot.result is None:
-                await self._signal.wait()
-            return slot.result
-        finally:
-            self._buffer.unlift()
-            self._signal.pulse()
-
     async def close(self) -> Closed:
         """CloseStream and drain; during an outage, first reconnect and replay."""
         inner = self._inner
         if self._session.close() and inner is not None:
-            inner.post_close_stream()
+            inner.post("close_stream")
         self._buffer.lift()
         try:
             while self._buffer.closed is None:
@@ -537,21 +556,88 @@ class AsyncReconnectingStream(ReconnectingState):
         with suppress(ConnectionClosedError):
             await self._inner.send_audio(chunk)
 
-    async def op_configure(
-        self, keyterms: Sequence[str] | None, features: Mapping[str, Any] | None
-    ) -> None:
+    async def op_configure(self, *args: Any) -> None:
         assert self._inner is not None
         with suppress(ConnectionClosedError):
-            await self._inner.configure(keyterms, features)
-
-    async def op_finalize(self, channel: int | None) -> None:
-        assert self._inner is not None
-        self._inner.post_finalize(channel)
+            await self._inner.configure(*args)
 
     async def op_close_stream(self) -> None:
         assert self._inner is not None
-        self._inner.post_close_stream()
+        self._inner.post("close_stream")
 
     async def op_emit(self, event: Event) -> None:
         self._buffer.push(event)
         self._signal.pulse()
+
+
+class AsyncReconnectingStream(AsyncReconnectingBase):
+    """A ``/v1/listen`` stream that replaces dropped sockets (asyncio and trio).
+
+    Adds ``configure`` and ``finalize`` to ``AsyncReconnectingBase``.
+    """
+
+    async def configure(
+        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a ``Configure``; it is sent again on every new socket."""
+        self._check()
+        inner = self._inner
+        if self._session.configure(keyterms, features) and inner is not None:
+            with suppress(ConnectionClosedError):
+                await inner.configure(keyterms, features)
+
+    async def finalize(self, channel: int | None = None) -> FinalizeComplete:
+        """Flush and wait for this call's ``FinalizeComplete``; across an outage it is
+        sent again after the replay, and completes exactly once."""
+        self._check()
+        slot = self._buffer.expect_finalize()
+        inner = self._inner
+        if self._session.finalize(channel) and inner is not None:
+            inner.post("finalize", channel)
+        self._buffer.lift()
+        try:
+            while slot.result is None:
+                await self._signal.wait()
+            return slot.result
+        finally:
+            self._buffer.unlift()
+            self._signal.pulse()
+
+    async def op_finalize(self, channel: int | None) -> None:
+        assert self._inner is not None
+        self._inner.post("finalize", channel)
+
+
+class AsyncFluxReconnectingStream(AsyncReconnectingBase):
+    """A Flux (``/v2/listen``) stream that replaces dropped sockets (asyncio and trio).
+
+    Replays from the last ``EndOfTurn``, so each turn's ``EndOfTurn`` arrives once, with
+    times and ``turn_index`` continuing across sockets. Adds ``configure`` and
+    ``force_end_turn`` to ``AsyncReconnectingBase``.
+    """
+
+    async def configure(
+        self,
+        thresholds: Mapping[str, float] | None = None,
+        keyterms: Sequence[str] | None = None,
+        language_hints: Sequence[str] | None = None,
+        numerals: bool | None = None,
+    ) -> None:
+        """Send a ``Configure``; every setting in force is sent again on a new socket."""
+        self._check()
+        args = (thresholds, keyterms, language_hints, numerals)
+        inner = self._inner
+        if self._session.configure(*args) and inner is not None:
+            with suppress(ConnectionClosedError):
+                await inner.configure(*args)
+
+    async def force_end_turn(self) -> None:
+        """End the current turn now; during an outage, right after the replay."""
+        self._check()
+        inner = self._inner
+        if self._session.force_end_turn() and inner is not None:
+            inner.post("force_end_turn")
+
+    async def op_force_end_turn(self) -> None:
+        assert self._inner is not None
+        self._inner.post("force_end_turn")

@@ -1,6 +1,7 @@
 """The asyncio adapter: ``async with connect(...) as stream``.
 
-One ``asyncio.Protocol`` per connection drives the ``ListenConnection`` with aioquic's
+One ``asyncio.Protocol`` per connection drives the core (``ListenConnection`` or
+``FluxConnection``, through the shared ``StreamConnection`` surface) with aioquic's
 ``transmit()`` pump: after every input (bytes, EOF, a timer, an app call) it writes
 ``data_to_send()``, moves the events to the stream's buffer, re-arms one
 ``loop.call_at`` timer from ``get_timer()``, and closes the transport once
@@ -30,21 +31,25 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._events import Closed, Event, FinalizeComplete
+from dgproto._flux import FluxConnection
+from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions
 from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
-from dgproto._session import Tracking
+from dgproto._session import StreamConnection, Tracking
 from dgproto._state import State
 
 from ._common import (
-    DEFAULT_URL,
+    ConnectArgs,
     EventBuffer,
     FinalizeSlot,
+    FluxState,
+    ListenMetadata,
     Plan,
     StreamState,
     WireTrace,
@@ -54,10 +59,29 @@ from ._common import (
 )
 from ._pacing import AudioSource, send_paced_asyncio
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
-from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
+from ._reconnect import (
+    FLUX_RESUME,
+    LISTEN_RESUME,
+    AsyncFluxReconnectingStream,
+    AsyncReconnectingBase,
+    AsyncReconnectingStream,
+    Resume,
+    Session,
+)
 from ._record import RecordTarget, record_sink
 
-__all__ = ["ListenStream", "ReconnectingStream", "connect"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "FluxReconnectingStream",
+    "FluxStream",
+    "ListenStream",
+    "ReconnectingStream",
+    "connect",
+]
+
+C = TypeVar("C", bound=StreamConnection)
 
 logger = logging.getLogger("dgproto.transports.asyncio")
 
@@ -65,7 +89,7 @@ logger = logging.getLogger("dgproto.transports.asyncio")
 class _Protocol(asyncio.Protocol):
     """The socket side: feeds the core and runs the pump. One per connection."""
 
-    def __init__(self, conn: ListenConnection, *, started: float) -> None:
+    def __init__(self, conn: StreamConnection, *, started: float) -> None:
         self.conn = conn
         self.loop = asyncio.get_running_loop()
         self.buffer = EventBuffer()
@@ -231,16 +255,39 @@ class _Protocol(asyncio.Protocol):
             await asyncio.shield(self.lost)  # connection_lost() comes on the next loop turn
 
 
-class ListenStream(StreamState):
-    """An open ``/v1/listen`` stream on asyncio. Get one from ``connect``.
+class _Paced:
+    """``send_paced`` for every asyncio stream: single-socket or reconnecting, any endpoint."""
 
-    Safe for any number of tasks on the stream's event loop; not thread-safe.
-    ``async for event in stream`` yields every event, ``Closed`` last, then stops;
-    use one iterating task.
-    """
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
 
-    def __init__(self, protocol: _Protocol) -> None:
-        super().__init__(protocol.conn)
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_asyncio(
+            cast(Any, self),
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
+
+class _Stream(_Paced, StreamState[C]):
+    """What every asyncio stream does, whatever the endpoint: audio, close, abort,
+    iteration and the state attributes. ``ListenStream`` and ``FluxStream`` add their
+    endpoint's commands."""
+
+    def __init__(self, protocol: _Protocol, conn: C) -> None:
+        super().__init__(conn)
         self._protocol = protocol
 
     def _now(self) -> float:
@@ -260,6 +307,72 @@ class ListenStream(StreamState):
             check_sendable(conn)
         conn.send_audio(chunk, now=protocol.loop.time())
         protocol.write_out()
+
+    async def close(self) -> Closed:
+        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
+
+        The server flushes its last results (on ``/v1/listen`` also a Metadata, which
+        ``Closed.metadata`` then holds), then closes; all of it reaches the iterator.
+        Bounded by ``Config.close_timeout``. Idempotent: later calls (or a call after
+        ``abort()`` or a server close) return the same ``Closed``.
+        """
+        protocol = self._protocol
+        if self._conn.state is State.OPEN:
+            self._conn.close_stream(now=self._now())
+        protocol.buffer.lift()
+        try:
+            protocol.transmit()  # also resumes reading
+            return await protocol.wait_closed()
+        finally:
+            protocol.buffer.unlift()
+            protocol.update_reading()
+
+    def post(self, command: str, *args: Any) -> None:
+        """Call the core's ``command`` without waiting for an answer, if still open
+        (for a reconnecting stream: ``"finalize"``, ``"close_stream"``, ...)."""
+        if self._conn.state is State.OPEN:
+            getattr(self._conn, command)(*args, now=self._now())
+            self._protocol.transmit()
+
+    def post_close_stream(self) -> None:
+        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
+        self.post("close_stream")
+
+    async def abort(self) -> Closed:
+        """Close now, without draining: a close frame if possible, then the socket.
+
+        Events already received stay available to the iterator, ``Closed`` last.
+        """
+        protocol = self._protocol
+        self._conn.abort(now=self._now())
+        protocol.transmit()
+        closed = self._conn.closed
+        assert closed is not None
+        return closed
+
+    def __aiter__(self) -> _Stream[C]:
+        return self
+
+    async def __anext__(self) -> Event:
+        protocol = self._protocol
+        buffer = protocol.buffer
+        while True:
+            event = buffer.pop()
+            if event is not None:
+                protocol.update_reading()
+                return event
+            if buffer.finished:
+                raise StopAsyncIteration
+            await protocol.changed.wait()
+
+
+class ListenStream(_Stream[ListenConnection], ListenMetadata):
+    """An open ``/v1/listen`` stream on asyncio. Get one from ``connect``.
+
+    Safe for any number of tasks on the stream's event loop; not thread-safe.
+    ``async for event in stream`` yields every event, ``Closed`` last, then stops;
+    use one iterating task.
+    """
 
     async def send_keepalive(self) -> None:
         """Send a KeepAlive now. Rarely needed: the stream sends one after each idle
@@ -300,85 +413,43 @@ class ListenStream(StreamState):
             protocol.buffer.unlift()
             protocol.update_reading()
 
-    async def send_paced(
-        self,
-        source: AudioSource,
-        *,
-        speed: float = 1.0,
-        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-        bytes_per_second: int | None = None,
-    ) -> int:
-        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
-
-        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
-        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
-        Does not close the stream.
-        """
-        return await send_paced_asyncio(
-            self,
-            source,
-            speed=speed,
-            chunk_seconds=chunk_seconds,
-            bytes_per_second=bytes_per_second,
-        )
-
-    async def close(self) -> Closed:
-        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
-
-        Deepgram flushes its final results and a Metadata, then closes; all of it
-        reaches the iterator, and ``Closed.metadata`` holds the Metadata. Bounded by
-        ``Config.close_timeout``. Idempotent: later calls (or a call after ``abort()``
-        or a server close) return the same ``Closed``.
-        """
-        protocol = self._protocol
-        if self._conn.state is State.OPEN:
-            self._conn.close_stream(now=self._now())
-        protocol.buffer.lift()
-        try:
-            protocol.transmit()  # also resumes reading
-            return await protocol.wait_closed()
-        finally:
-            protocol.buffer.unlift()
-            protocol.update_reading()
-
     def post_finalize(self, channel: int | None) -> None:
         """Send a Finalize without waiting for its answer (for a reconnecting stream)."""
-        if self._conn.state is State.OPEN:
-            self._conn.finalize(channel, now=self._now())
-            self._protocol.transmit()
+        self.post("finalize", channel)
 
-    def post_close_stream(self) -> None:
-        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
-        if self._conn.state is State.OPEN:
-            self._conn.close_stream(now=self._now())
-            self._protocol.transmit()
 
-    async def abort(self) -> Closed:
-        """Close now, without draining: a close frame if possible, then the socket.
+class FluxStream(_Stream[FluxConnection], FluxState):
+    """An open Flux (``/v2/listen``) stream on asyncio. Get one from
+    ``connect(FluxOptions(...))``.
 
-        Events already received stay available to the iterator, ``Closed`` last.
+    Like ``ListenStream`` without ``finalize``/``send_keepalive`` (Flux has neither; an
+    idle stream stays open on WebSocket pings), plus Flux's ``configure`` and
+    ``force_end_turn``. Events: ``Connected``, ``FluxConnected``, ``TurnInfo``,
+    ``ConfigureSuccess``/``ConfigureFailure``, ``ServerWarning``, ``ServerError``, and
+    ``Closed`` last.
+    """
+
+    async def configure(
+        self,
+        thresholds: Mapping[str, float] | None = None,
+        keyterms: Sequence[str] | None = None,
+        language_hints: Sequence[str] | None = None,
+        numerals: bool | None = None,
+    ) -> None:
+        """Send a ``Configure``; ``ConfigureSuccess`` (or ``ConfigureFailure``) answers.
+
+        ``thresholds`` may hold ``eot_threshold``, ``eager_eot_threshold`` and
+        ``eot_timeout_ms``; bad values raise ``ValueError`` and send nothing.
         """
-        protocol = self._protocol
-        self._conn.abort(now=self._now())
-        protocol.transmit()
-        closed = self._conn.closed
-        assert closed is not None
-        return closed
+        check_sendable(self._conn)
+        self._conn.configure(thresholds, keyterms, language_hints, numerals, now=self._now())
+        self._protocol.transmit()
 
-    def __aiter__(self) -> ListenStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        protocol = self._protocol
-        buffer = protocol.buffer
-        while True:
-            event = buffer.pop()
-            if event is not None:
-                protocol.update_reading()
-                return event
-            if buffer.finished:
-                raise StopAsyncIteration
-            await protocol.changed.wait()
+    async def force_end_turn(self) -> None:
+        """End the current turn now: an ``EndOfTurn`` (``trigger="manual"``) follows."""
+        check_sendable(self._conn)
+        self._conn.force_end_turn(now=self._now())
+        self._protocol.transmit()
 
 
 async def _open_connection(plan: Plan, protocol: _Protocol) -> None:
@@ -424,22 +495,61 @@ async def _through_proxy(plan: Plan, protocol: _Protocol, tls: dict[str, Any]) -
         raise
 
 
+@overload
+def connect(
+    options: FluxOptions, *, reconnect: Literal[False] = False, **kwargs: Unpack[ConnectArgs]
+) -> AbstractAsyncContextManager[FluxStream]: ...
+@overload
+def connect(
+    options: FluxOptions,
+    *,
+    reconnect: ReconnectPolicy | Literal[True],
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[FluxReconnectingStream]: ...
+@overload
+def connect(
+    options: LiveOptions | None = None,
+    *,
+    reconnect: Literal[False] = False,
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[ListenStream]: ...
+@overload
+def connect(
+    options: LiveOptions | None = None,
+    *,
+    reconnect: ReconnectPolicy | Literal[True],
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[ReconnectingStream]: ...
+@overload
+def connect(
+    options: LiveOptions | FluxOptions | None = None,
+    *,
+    reconnect: ReconnectPolicy | bool,
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[
+    ListenStream | ReconnectingStream | FluxStream | FluxReconnectingStream
+]: ...
 @asynccontextmanager
 async def connect(
-    options: LiveOptions | None = None,
+    options: LiveOptions | FluxOptions | None = None,
     *,
     api_key: str | None = None,
     access_token: str | None = None,
     auth: Auth | None = None,
-    url: str = DEFAULT_URL,
+    url: str | None = None,
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
     record: RecordTarget | None = None,
-) -> AsyncIterator[ListenStream | ReconnectingStream]:
+) -> AsyncIterator[Any]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
+
+    ``LiveOptions`` (or none) open ``/v1/listen`` and give a ``ListenStream``;
+    ``FluxOptions`` open Flux's ``/v2/listen`` and give a ``FluxStream``. Without
+    ``url``, Deepgram's (``wss://api.deepgram.com/v1/listen`` or ``.../v2/listen``); a
+    ``url`` without a path gets the endpoint's path.
 
     Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
     (``Bearer``) or ``auth``; with none, ``DEEPGRAM_API_KEY`` is used for ``wss://``.
@@ -458,9 +568,9 @@ async def connect(
     covers the proxy too; a refused CONNECT raises ``dgproto.transports.ProxyError`` (a
     ``HandshakeError``).
 
-    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
-    replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
-    connect on connection errors and 429/5xx.
+    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` (for
+    Flux a ``FluxReconnectingStream``) that replaces dropped sockets losslessly (see
+    ``ReconnectPolicy``) and retries the first connect on connection errors and 429/5xx.
 
     ``record="session.jsonl"`` (a path, or a text file object) records the session for
     ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
@@ -494,14 +604,18 @@ async def connect(
 
 
 @asynccontextmanager
-async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
+async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream | FluxStream]:
     """One socket, no reconnect: what ``connect`` does by default."""
     loop = asyncio.get_running_loop()
-    protocol = _Protocol(plan.conn, started=loop.time())
+    conn = plan.conn
+    protocol = _Protocol(conn, started=loop.time())
     protocol.trace.record(plan.recorder, loop.time)
     try:
         await _open_connection(plan, protocol)
-        yield ListenStream(protocol)
+        if isinstance(conn, FluxConnection):
+            yield FluxStream(protocol, conn)
+        else:
+            yield ListenStream(protocol, conn)
     finally:
         try:
             await protocol.shutdown()
@@ -532,7 +646,7 @@ class _Signal:
         return self._loop.time()
 
 
-class ReconnectingStream(AsyncReconnectingStream):
+class ReconnectingStream(_Paced, AsyncReconnectingStream):
     """A ``/v1/listen`` stream on asyncio that survives dropped sockets.
 
     Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
@@ -540,38 +654,29 @@ class ReconnectingStream(AsyncReconnectingStream):
     ``Reconnected``. A background task runs the sockets; it ends with the block.
     """
 
-    async def send_paced(
-        self,
-        source: AudioSource,
-        *,
-        speed: float = 1.0,
-        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-        bytes_per_second: int | None = None,
-    ) -> int:
-        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
 
-        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
-        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
-        Does not close the stream.
-        """
-        return await send_paced_asyncio(
-            self,
-            source,
-            speed=speed,
-            chunk_seconds=chunk_seconds,
-            bytes_per_second=bytes_per_second,
-        )
+class FluxReconnectingStream(_Paced, AsyncFluxReconnectingStream):
+    """A Flux stream on asyncio that survives dropped sockets.
+
+    Get one from ``connect(FluxOptions(...), reconnect=True)``. Same calls as
+    ``FluxStream``, plus ``request_ids`` and ``reconnects``; audio is replayed from the
+    last ``EndOfTurn``, and turns keep one clock and one ``turn_index`` count.
+    """
 
 
 @asynccontextmanager
 async def _reconnecting(
     policy: ReconnectPolicy,
-    options: LiveOptions | None,
-    open_socket: Callable[[Tracking], AbstractAsyncContextManager[ListenStream]],
-) -> AsyncIterator[ReconnectingStream]:
-    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds), options)
+    options: LiveOptions | FluxOptions | None,
+    open_socket: Callable[[Tracking], AbstractAsyncContextManager[Any]],
+) -> AsyncIterator[AsyncReconnectingBase]:
+    flux = isinstance(options, FluxOptions)
+    resume: Resume = FLUX_RESUME if flux else LISTEN_RESUME
+    replay = resume.replay(options, policy.replay_seconds)
+    session = Session(policy, replay, options, resume)
     loop = asyncio.get_running_loop()
-    stream = ReconnectingStream(session, _Signal(loop), lambda: open_socket(session.tracking))
+    kind = FluxReconnectingStream if flux else ReconnectingStream
+    stream = kind(session, _Signal(loop), lambda: open_socket(session.tracking))
     opened: asyncio.Future[None] = loop.create_future()
     task = loop.create_task(stream.supervise(lambda: opened.set_result(None)))
     try:

@@ -36,22 +36,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._errors import ConnectionClosedError
 from dgproto._events import Closed, Event, FinalizeComplete
+from dgproto._flux import FluxConnection
+from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions
 from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
+from dgproto._session import StreamConnection
 from dgproto._state import State
 
 from ._common import (
     CLOSE_FLUSH_TIMEOUT,
-    DEFAULT_URL,
     READ_SIZE,
+    ConnectArgs,
     EventBuffer,
+    FluxState,
+    ListenMetadata,
     Plan,
     StreamState,
     WireTrace,
@@ -61,10 +66,21 @@ from ._common import (
 )
 from ._pacing import send_paced_sync
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv
-from ._reconnect import LISTEN_RESUME, ReconnectingState, Session, drive_sync
+from ._reconnect import FLUX_RESUME, LISTEN_RESUME, ReconnectingState, Resume, Session, drive_sync
 from ._record import RecordTarget, record_sink
 
-__all__ = ["ListenStream", "ReconnectingStream", "connect"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "FluxReconnectingStream",
+    "FluxStream",
+    "ListenStream",
+    "ReconnectingStream",
+    "connect",
+]
+
+C = TypeVar("C", bound=StreamConnection)
 
 logger = logging.getLogger("dgproto.transports.sync")
 
@@ -72,14 +88,38 @@ logger = logging.getLogger("dgproto.transports.sync")
 _MIN_TIMEOUT = 0.001
 
 
-class ListenStream(StreamState):
-    """An open ``/v1/listen`` stream over a blocking socket. Get one from ``connect``.
+class _Paced:
+    """``send_paced`` for every blocking stream: single-socket or reconnecting, any endpoint."""
 
-    Safe for one sending thread plus one iterating thread; ``abort()`` from any thread.
-    ``for event in stream`` yields every event, ``Closed`` last, then stops.
-    """
+    def send_paced(
+        self,
+        source: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes],
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or chunks at ``speed`` x real time; bytes sent.
 
-    def __init__(self, conn: ListenConnection, sock: socket.socket) -> None:
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return send_paced_sync(
+            cast(Any, self),
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
+
+class _Stream(_Paced, StreamState[C]):
+    """What every blocking stream does, whatever the endpoint: the reader thread, the
+    locked pump, audio, close, abort, iteration and the state attributes.
+    ``ListenStream`` and ``FluxStream`` add their endpoint's commands."""
+
+    def __init__(self, conn: C, sock: socket.socket) -> None:
         super().__init__(conn)
         self._sock = sock
         self._lock = threading.Lock()
@@ -301,6 +341,82 @@ class ListenStream(StreamState):
             self._after()
         self._write()
 
+    def close(self) -> Closed:
+        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
+
+        The server flushes its last results (on ``/v1/listen`` also a Metadata, which
+        ``Closed.metadata`` then holds), then closes; all of it reaches the iterator.
+        Bounded by ``Config.close_timeout``. Idempotent: later calls (or a call after
+        ``abort()`` or a server close) return the same ``Closed``.
+        """
+        with self._lock:
+            if self._conn.state is State.OPEN:
+                self._conn.close_stream(now=time.monotonic())
+            self._buffer.lift()
+            self._after()
+        try:
+            with contextlib.suppress(ConnectionClosedError):
+                self._write()
+            with self._lock:
+                while self._buffer.closed is None:
+                    self._changed.wait()
+                return self._buffer.closed
+        finally:
+            with self._lock:
+                self._buffer.unlift()
+                self._poke_reader()
+
+    def post_close_stream(self) -> None:
+        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
+        self.post("close_stream")
+
+    def post(self, command: str, *args: Any) -> None:
+        """Call the core's ``command`` without waiting for an answer, if still open
+        (for a reconnecting stream: ``"finalize"``, ``"close_stream"``, ...)."""
+        with self._lock:
+            if self._conn.state is not State.OPEN:
+                return
+            getattr(self._conn, command)(*args, now=time.monotonic())
+            self._after()
+        with contextlib.suppress(ConnectionClosedError):
+            self._write()
+
+    def abort(self) -> Closed:
+        """Close now, without draining; safe from any thread, and wakes an iterating one.
+
+        The reader thread writes the close frame and shuts the socket. Events already
+        received stay available to the iterator, ``Closed`` last.
+        """
+        with self._lock:
+            self._conn.abort(now=time.monotonic())
+            self._after()
+            closed = self._conn.closed
+        assert closed is not None
+        return closed
+
+    def __iter__(self) -> _Stream[C]:
+        return self
+
+    def __next__(self) -> Event:
+        with self._lock:
+            buffer = self._buffer
+            while True:
+                event = buffer.pop()
+                if event is not None:
+                    self._poke_reader()  # there may be room to read again
+                    return event
+                if buffer.finished:
+                    raise StopIteration
+                self._changed.wait()
+
+
+class ListenStream(_Stream[ListenConnection], ListenMetadata):
+    """An open ``/v1/listen`` stream over a blocking socket. Get one from ``connect``.
+
+    Safe for one sending thread plus one iterating thread; ``abort()`` from any thread.
+    ``for event in stream`` yields every event, ``Closed`` last, then stops.
+    """
+
     def send_keepalive(self) -> None:
         """Send a KeepAlive now. Rarely needed: the stream sends one after each idle
         ``Config.keepalive_interval`` by itself."""
@@ -343,97 +459,48 @@ class ListenStream(StreamState):
                 self._buffer.unlift()
                 self._poke_reader()
 
-    def send_paced(
-        self,
-        source: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes],
-        *,
-        speed: float = 1.0,
-        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-        bytes_per_second: int | None = None,
-    ) -> int:
-        """Send bytes, a binary file or chunks at ``speed`` x real time; bytes sent.
-
-        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
-        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
-        Does not close the stream.
-        """
-        return send_paced_sync(
-            self,
-            source,
-            speed=speed,
-            chunk_seconds=chunk_seconds,
-            bytes_per_second=bytes_per_second,
-        )
-
-    def close(self) -> Closed:
-        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
-
-        Deepgram flushes its final results and a Metadata, then closes; all of it
-        reaches the iterator, and ``Closed.metadata`` holds the Metadata. Bounded by
-        ``Config.close_timeout``. Idempotent: later calls (or a call after ``abort()``
-        or a server close) return the same ``Closed``.
-        """
-        with self._lock:
-            if self._conn.state is State.OPEN:
-                self._conn.close_stream(now=time.monotonic())
-            self._buffer.lift()
-            self._after()
-        try:
-            with contextlib.suppress(ConnectionClosedError):
-                self._write()
-            with self._lock:
-                while self._buffer.closed is None:
-                    self._changed.wait()
-                return self._buffer.closed
-        finally:
-            with self._lock:
-                self._buffer.unlift()
-                self._poke_reader()
-
     def post_finalize(self, channel: int | None) -> None:
         """Send a Finalize without waiting for its answer (for a reconnecting stream)."""
-        self._post(lambda now: self._conn.finalize(channel, now=now))
+        self.post("finalize", channel)
 
-    def post_close_stream(self) -> None:
-        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
-        self._post(lambda now: self._conn.close_stream(now=now))
 
-    def _post(self, command: Callable[[float], None]) -> None:
-        with self._lock:
-            if self._conn.state is not State.OPEN:
-                return
-            command(time.monotonic())
-            self._after()
-        with contextlib.suppress(ConnectionClosedError):
-            self._write()
+class FluxStream(_Stream[FluxConnection], FluxState):
+    """An open Flux (``/v2/listen``) stream over a blocking socket. Get one from
+    ``connect(FluxOptions(...))``.
 
-    def abort(self) -> Closed:
-        """Close now, without draining; safe from any thread, and wakes an iterating one.
+    Like ``ListenStream`` without ``finalize``/``send_keepalive`` (Flux has neither; an
+    idle stream stays open on WebSocket pings), plus Flux's ``configure`` and
+    ``force_end_turn``. Events: ``Connected``, ``FluxConnected``, ``TurnInfo``,
+    ``ConfigureSuccess``/``ConfigureFailure``, ``ServerWarning``, ``ServerError``, and
+    ``Closed`` last.
+    """
 
-        The reader thread writes the close frame and shuts the socket. Events already
-        received stay available to the iterator, ``Closed`` last.
+    def configure(
+        self,
+        thresholds: Mapping[str, float] | None = None,
+        keyterms: Sequence[str] | None = None,
+        language_hints: Sequence[str] | None = None,
+        numerals: bool | None = None,
+    ) -> None:
+        """Send a ``Configure``; ``ConfigureSuccess`` (or ``ConfigureFailure``) answers.
+
+        ``thresholds`` may hold ``eot_threshold``, ``eager_eot_threshold`` and
+        ``eot_timeout_ms``; bad values raise ``ValueError`` and send nothing.
         """
         with self._lock:
-            self._conn.abort(now=time.monotonic())
+            check_sendable(self._conn)
+            now = time.monotonic()
+            self._conn.configure(thresholds, keyterms, language_hints, numerals, now=now)
             self._after()
-            closed = self._conn.closed
-        assert closed is not None
-        return closed
+        self._write()
 
-    def __iter__(self) -> ListenStream:
-        return self
-
-    def __next__(self) -> Event:
+    def force_end_turn(self) -> None:
+        """End the current turn now: an ``EndOfTurn`` (``trigger="manual"``) follows."""
         with self._lock:
-            buffer = self._buffer
-            while True:
-                event = buffer.pop()
-                if event is not None:
-                    self._poke_reader()  # there may be room to read again
-                    return event
-                if buffer.finished:
-                    raise StopIteration
-                self._changed.wait()
+            check_sendable(self._conn)
+            self._conn.force_end_turn(now=time.monotonic())
+            self._after()
+        self._write()
 
 
 def _remaining(deadline: float | None, timeout: float | None) -> float | None:
@@ -445,7 +512,7 @@ def _remaining(deadline: float | None, timeout: float | None) -> float | None:
     return left
 
 
-def _open(plan: Plan) -> ListenStream:
+def _open(plan: Plan) -> ListenStream | FluxStream:
     """DNS, TCP, TLS and the upgrade in the caller's thread, within ``open_timeout``."""
     started = time.monotonic()
     timeout = plan.conn.config.open_timeout
@@ -465,7 +532,12 @@ def _open(plan: Plan) -> ListenStream:
         if plan.ssl_context is not None:
             sock.settimeout(_remaining(deadline, timeout))
             sock = plan.ssl_context.wrap_socket(sock, server_hostname=endpoint.host)
-        stream = ListenStream(plan.conn, sock)
+        conn = plan.conn
+        stream: ListenStream | FluxStream
+        if isinstance(conn, FluxConnection):
+            stream = FluxStream(conn, sock)
+        else:
+            stream = ListenStream(conn, sock)
     except BaseException:
         sock.close()
         raise
@@ -482,22 +554,61 @@ def _open(plan: Plan) -> ListenStream:
     return stream
 
 
-@contextmanager
+@overload
+def connect(
+    options: FluxOptions, *, reconnect: Literal[False] = False, **kwargs: Unpack[ConnectArgs]
+) -> AbstractContextManager[FluxStream]: ...
+@overload
+def connect(
+    options: FluxOptions,
+    *,
+    reconnect: ReconnectPolicy | Literal[True],
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractContextManager[FluxReconnectingStream]: ...
+@overload
 def connect(
     options: LiveOptions | None = None,
+    *,
+    reconnect: Literal[False] = False,
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractContextManager[ListenStream]: ...
+@overload
+def connect(
+    options: LiveOptions | None = None,
+    *,
+    reconnect: ReconnectPolicy | Literal[True],
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractContextManager[ReconnectingStream]: ...
+@overload
+def connect(
+    options: LiveOptions | FluxOptions | None = None,
+    *,
+    reconnect: ReconnectPolicy | bool,
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractContextManager[
+    ListenStream | ReconnectingStream | FluxStream | FluxReconnectingStream
+]: ...
+@contextmanager
+def connect(
+    options: LiveOptions | FluxOptions | None = None,
     *,
     api_key: str | None = None,
     access_token: str | None = None,
     auth: Auth | None = None,
-    url: str = DEFAULT_URL,
+    url: str | None = None,
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
     record: RecordTarget | None = None,
-) -> Iterator[ListenStream | ReconnectingStream]:
+) -> Iterator[Any]:
     """Open a live transcription stream: ``with connect(options, api_key=k) as stream``.
+
+    ``LiveOptions`` (or none) open ``/v1/listen`` and give a ``ListenStream``;
+    ``FluxOptions`` open Flux's ``/v2/listen`` and give a ``FluxStream``. Without
+    ``url``, Deepgram's (``wss://api.deepgram.com/v1/listen`` or ``.../v2/listen``); a
+    ``url`` without a path gets the endpoint's path.
 
     Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
     (``Bearer``) or ``auth``; with none, ``DEEPGRAM_API_KEY`` is used for ``wss://``.
@@ -518,9 +629,9 @@ def connect(
     covers the proxy too; a refused CONNECT raises ``dgproto.transports.ProxyError`` (a
     ``HandshakeError``).
 
-    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
-    replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
-    connect on connection errors and 429/5xx.
+    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` (for
+    Flux a ``FluxReconnectingStream``) that replaces dropped sockets losslessly (see
+    ``ReconnectPolicy``) and retries the first connect on connection errors and 429/5xx.
 
     ``record="session.jsonl"`` (a path, or a text file object) records the session for
     ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
@@ -545,8 +656,12 @@ def connect(
         with _connect_one(first) as single:
             yield single
         return
-    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds), options)
-    stream = ReconnectingStream(session, lambda: _connect_one(plan(tracking=session.tracking)))
+    flux = isinstance(options, FluxOptions)
+    resume: Resume = FLUX_RESUME if flux else LISTEN_RESUME
+    replay = resume.replay(options, policy.replay_seconds)
+    session = Session(policy, replay, options, resume)
+    kind = FluxReconnectingStream if flux else ReconnectingStream
+    stream = kind(session, lambda: _connect_one(plan(tracking=session.tracking)))
     try:
         stream._start()  # Ctrl-C while the first socket opens still joins the thread
         yield stream
@@ -555,7 +670,7 @@ def connect(
 
 
 @contextmanager
-def _connect_one(plan: Plan) -> Iterator[ListenStream]:
+def _connect_one(plan: Plan) -> Iterator[ListenStream | FluxStream]:
     """One socket, no reconnect: what ``connect`` does by default."""
     stream = _open(plan)
     try:
@@ -567,24 +682,25 @@ def _connect_one(plan: Plan) -> Iterator[ListenStream]:
             stream._trace.close_recording()
 
 
-class ReconnectingStream(ReconnectingState):
-    """A ``/v1/listen`` stream over blocking sockets that survives dropped sockets.
+class _Reconnecting(_Paced, ReconnectingState):
+    """A stream over blocking sockets that survives dropped sockets, any endpoint.
 
-    Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
-    ``request_ids`` and ``reconnects``; iteration also yields ``Reconnecting`` and
-    ``Reconnected``. One more background thread (``dgproto-sync-supervisor``) runs the
-    sockets; it is joined when the ``with`` block exits.
+    One more background thread (``dgproto-sync-supervisor``) runs the sockets; it is
+    joined when the ``with`` block exits. ``ReconnectingStream`` and
+    ``FluxReconnectingStream`` add their endpoint's commands.
     """
 
     def __init__(
-        self, session: Session, open_socket: Callable[[], AbstractContextManager[ListenStream]]
+        self,
+        session: Session,
+        open_socket: Callable[[], AbstractContextManager[ListenStream | FluxStream]],
     ) -> None:
         super().__init__(session)
         self._open_socket = open_socket
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._sockets = contextlib.ExitStack()
-        self._inner: ListenStream | None = None
+        self._inner: Any = None  # the current ListenStream or FluxStream
         self._thread: threading.Thread | None = None
         self._opened = threading.Event()
         self._error: BaseException | None = None
@@ -601,61 +717,6 @@ class ReconnectingStream(ReconnectingState):
             with contextlib.suppress(ConnectionClosedError):
                 inner.send_audio(chunk)
 
-    def configure(
-        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
-    ) -> None:
-        """Send a ``Configure``; it is sent again on every new socket."""
-        with self._lock:
-            self._check()
-            live = self._session.configure(keyterms, features)
-            inner = self._inner
-        if live and inner is not None:
-            with contextlib.suppress(ConnectionClosedError):
-                inner.configure(keyterms, features)
-
-    def finalize(self, channel: int | None = None) -> FinalizeComplete:
-        """Flush and wait for this call's ``FinalizeComplete``; across an outage it is
-        sent again after the replay, and completes exactly once."""
-        with self._lock:
-            self._check()
-            slot = self._buffer.expect_finalize()
-            live = self._session.finalize(channel)
-            inner = self._inner
-            self._buffer.lift()
-        try:
-            if live and inner is not None:
-                inner.post_finalize(channel)
-            with self._lock:
-                while slot.result is None:
-                    self._changed.wait()
-                return slot.result
-        finally:
-            with self._lock:
-                self._buffer.unlift()
-                self._changed.notify_all()
-
-    def send_paced(
-        self,
-        source: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes],
-        *,
-        speed: float = 1.0,
-        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-        bytes_per_second: int | None = None,
-    ) -> int:
-        """Send bytes, a binary file or chunks at ``speed`` x real time; bytes sent.
-
-        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
-        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
-        Does not close the stream.
-        """
-        return send_paced_sync(
-            self,
-            source,
-            speed=speed,
-            chunk_seconds=chunk_seconds,
-            bytes_per_second=bytes_per_second,
-        )
-
     def close(self) -> Closed:
         """CloseStream and drain; during an outage, first reconnect and replay."""
         with self._lock:
@@ -664,7 +725,7 @@ class ReconnectingStream(ReconnectingState):
             self._buffer.lift()
         try:
             if post and inner is not None:
-                inner.post_close_stream()
+                inner.post("close_stream")
             with self._lock:
                 while self._buffer.closed is None:
                     self._changed.wait()
@@ -686,7 +747,7 @@ class ReconnectingStream(ReconnectingState):
             final = Closed(code=1006, reason="the stream was ended locally", initiator="client")
         return final
 
-    def __iter__(self) -> ReconnectingStream:
+    def __iter__(self) -> _Reconnecting:
         return self
 
     def __next__(self) -> Event:
@@ -756,7 +817,7 @@ class ReconnectingStream(ReconnectingState):
         with self._lock:
             while not self._buffer.reading_allowed():
                 self._changed.wait()
-            inner = self._inner
+            inner: ListenStream | FluxStream | None = self._inner
         assert inner is not None
         return next(inner)
 
@@ -776,26 +837,107 @@ class ReconnectingStream(ReconnectingState):
         with contextlib.suppress(ConnectionClosedError):
             self._inner.send_audio(chunk)
 
-    def op_configure(
-        self, keyterms: Sequence[str] | None, features: Mapping[str, Any] | None
-    ) -> None:
-        """Runner op: re-send a Configure on the current socket."""
+    def op_configure(self, *args: Any) -> None:
+        """Runner op: re-send the Configure in force on the current socket."""
         assert self._inner is not None
         with contextlib.suppress(ConnectionClosedError):
-            self._inner.configure(keyterms, features)
-
-    def op_finalize(self, channel: int | None) -> None:
-        """Runner op: send a Finalize on the current socket."""
-        assert self._inner is not None
-        self._inner.post_finalize(channel)
+            self._inner.configure(*args)
 
     def op_close_stream(self) -> None:
         """Runner op: send CloseStream on the current socket."""
         assert self._inner is not None
-        self._inner.post_close_stream()
+        self._inner.post("close_stream")
 
     def op_emit(self, event: Event) -> None:
         """Runner op: hand an event to the app."""
         with self._lock:
             self._buffer.push(event)
             self._changed.notify_all()
+
+
+class ReconnectingStream(_Reconnecting):
+    """A ``/v1/listen`` stream over blocking sockets that survives dropped sockets.
+
+    Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
+    ``request_ids`` and ``reconnects``; iteration also yields ``Reconnecting`` and
+    ``Reconnected``. One more background thread (``dgproto-sync-supervisor``) runs the
+    sockets; it is joined when the ``with`` block exits.
+    """
+
+    def configure(
+        self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a ``Configure``; it is sent again on every new socket."""
+        with self._lock:
+            self._check()
+            live = self._session.configure(keyterms, features)
+            inner = self._inner
+        if live and inner is not None:
+            with contextlib.suppress(ConnectionClosedError):
+                inner.configure(keyterms, features)
+
+    def finalize(self, channel: int | None = None) -> FinalizeComplete:
+        """Flush and wait for this call's ``FinalizeComplete``; across an outage it is
+        sent again after the replay, and completes exactly once."""
+        with self._lock:
+            self._check()
+            slot = self._buffer.expect_finalize()
+            live = self._session.finalize(channel)
+            inner = self._inner
+            self._buffer.lift()
+        try:
+            if live and inner is not None:
+                inner.post("finalize", channel)
+            with self._lock:
+                while slot.result is None:
+                    self._changed.wait()
+                return slot.result
+        finally:
+            with self._lock:
+                self._buffer.unlift()
+                self._changed.notify_all()
+
+    def op_finalize(self, channel: int | None) -> None:
+        """Runner op: send a Finalize on the current socket."""
+        assert self._inner is not None
+        self._inner.post("finalize", channel)
+
+
+class FluxReconnectingStream(_Reconnecting):
+    """A Flux stream over blocking sockets that survives dropped sockets.
+
+    Get one from ``connect(FluxOptions(...), reconnect=True)``. Same calls as
+    ``FluxStream``, plus ``request_ids`` and ``reconnects``; audio is replayed from the
+    last ``EndOfTurn``, and turns keep one clock and one ``turn_index`` count.
+    """
+
+    def configure(
+        self,
+        thresholds: Mapping[str, float] | None = None,
+        keyterms: Sequence[str] | None = None,
+        language_hints: Sequence[str] | None = None,
+        numerals: bool | None = None,
+    ) -> None:
+        """Send a ``Configure``; every setting in force is sent again on a new socket."""
+        args = (thresholds, keyterms, language_hints, numerals)
+        with self._lock:
+            self._check()
+            live = self._session.configure(*args)
+            inner = self._inner
+        if live and inner is not None:
+            with contextlib.suppress(ConnectionClosedError):
+                inner.configure(*args)
+
+    def force_end_turn(self) -> None:
+        """End the current turn now; during an outage, right after the replay."""
+        with self._lock:
+            self._check()
+            live = self._session.force_end_turn()
+            inner = self._inner
+        if live and inner is not None:
+            inner.post("force_end_turn")
+
+    def op_force_end_turn(self) -> None:
+        """Runner op: send ForceEndTurn on the current socket."""
+        assert self._inner is not None
+        self._inner.post("force_end_turn")

@@ -29,7 +29,7 @@ import math
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 try:
     import trio
@@ -41,18 +41,22 @@ except ImportError as exc:  # say which extra brings it, not just "No module nam
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
 from dgproto._events import Closed, Event, FinalizeComplete
+from dgproto._flux import FluxConnection
+from dgproto._flux_options import FluxOptions
 from dgproto._options import Auth, LiveOptions
 from dgproto._pacing import DEFAULT_CHUNK_SECONDS
 from dgproto._reconnect import ReconnectPolicy, reconnect_policy
-from dgproto._session import Tracking
+from dgproto._session import StreamConnection, Tracking
 from dgproto._state import State
 
 from ._common import (
     CLOSE_FLUSH_TIMEOUT,
-    DEFAULT_URL,
     READ_SIZE,
+    ConnectArgs,
     EventBuffer,
     FinalizeSlot,
+    FluxState,
+    ListenMetadata,
     Plan,
     StreamState,
     WireTrace,
@@ -62,10 +66,29 @@ from ._common import (
 )
 from ._pacing import AudioSource, send_paced_trio
 from ._proxy import FROM_ENV, ConnectTunnel, FromEnv, Proxy
-from ._reconnect import LISTEN_RESUME, AsyncReconnectingStream, Session
+from ._reconnect import (
+    FLUX_RESUME,
+    LISTEN_RESUME,
+    AsyncFluxReconnectingStream,
+    AsyncReconnectingBase,
+    AsyncReconnectingStream,
+    Resume,
+    Session,
+)
 from ._record import RecordTarget, record_sink
 
-__all__ = ["ListenStream", "ReconnectingStream", "connect"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "FluxReconnectingStream",
+    "FluxStream",
+    "ListenStream",
+    "ReconnectingStream",
+    "connect",
+]
+
+C = TypeVar("C", bound=StreamConnection)
 
 logger = logging.getLogger("dgproto.transports.trio")
 
@@ -76,14 +99,38 @@ def _deadline(at: float | None) -> float:
     return math.inf if at is None else at
 
 
-class ListenStream(StreamState):
-    """An open ``/v1/listen`` stream on trio. Get one from ``connect``.
+class _Paced:
+    """``send_paced`` for every trio stream: single-socket or reconnecting, any endpoint."""
 
-    Any number of tasks may send; use one task to iterate. ``async for event in
-    stream`` yields every event, ``Closed`` last, then stops.
-    """
+    async def send_paced(
+        self,
+        source: AudioSource,
+        *,
+        speed: float = 1.0,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        bytes_per_second: int | None = None,
+    ) -> int:
+        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
 
-    def __init__(self, conn: ListenConnection, transport: trio.abc.Stream) -> None:
+        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
+        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
+        Does not close the stream.
+        """
+        return await send_paced_trio(
+            cast(Any, self),
+            source,
+            speed=speed,
+            chunk_seconds=chunk_seconds,
+            bytes_per_second=bytes_per_second,
+        )
+
+
+class _Stream(_Paced, StreamState[C]):
+    """What every trio stream does, whatever the endpoint: the two tasks' pump, audio,
+    close, abort, iteration and the state attributes. ``ListenStream`` and
+    ``FluxStream`` add their endpoint's commands."""
+
+    def __init__(self, conn: C, transport: trio.abc.Stream) -> None:
         super().__init__(conn)
         self._transport = transport
         self._buffer = EventBuffer()
@@ -211,6 +258,73 @@ class ListenStream(StreamState):
         self._conn.send_audio(chunk, now=trio.current_time())
         await self._written_through(self._queue())
 
+    async def close(self) -> Closed:
+        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
+
+        The server flushes its last results (on ``/v1/listen`` also a Metadata, which
+        ``Closed.metadata`` then holds), then closes; all of it reaches the iterator.
+        Bounded by ``Config.close_timeout``. Idempotent: later calls (or a call after
+        ``abort()`` or a server close) return the same ``Closed``.
+        """
+        if self._conn.state is State.OPEN:
+            self._conn.close_stream(now=trio.current_time())
+        self._buffer.lift()
+        try:
+            self._queue()
+            while self._buffer.closed is None:
+                await self._changed.wait()
+            await trio.lowlevel.checkpoint()
+            return self._buffer.closed
+        finally:
+            self._buffer.unlift()
+            self._pulse()
+
+    def post(self, command: str, *args: Any) -> None:
+        """Call the core's ``command`` without waiting for an answer, if still open
+        (for a reconnecting stream: ``"finalize"``, ``"close_stream"``, ...)."""
+        if self._conn.state is State.OPEN:
+            getattr(self._conn, command)(*args, now=trio.current_time())
+            self._queue()
+
+    def post_close_stream(self) -> None:
+        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
+        self.post("close_stream")
+
+    async def abort(self) -> Closed:
+        """Close now, without draining: a close frame if possible, then the socket.
+
+        Events already received stay available to the iterator, ``Closed`` last.
+        """
+        self._abort()
+        await trio.lowlevel.checkpoint()
+        closed = self._conn.closed
+        assert closed is not None
+        return closed
+
+    def __aiter__(self) -> _Stream[C]:
+        return self
+
+    async def __anext__(self) -> Event:
+        buffer = self._buffer
+        while True:
+            event = buffer.pop()
+            if event is not None:
+                self._pulse()  # the reader may be waiting for room
+                await trio.lowlevel.checkpoint()
+                return event
+            if buffer.finished:
+                await trio.lowlevel.checkpoint()
+                raise StopAsyncIteration
+            await self._changed.wait()
+
+
+class ListenStream(_Stream[ListenConnection], ListenMetadata):
+    """An open ``/v1/listen`` stream on trio. Get one from ``connect``.
+
+    Any number of tasks may send; use one task to iterate. ``async for event in
+    stream`` yields every event, ``Closed`` last, then stops.
+    """
+
     async def send_keepalive(self) -> None:
         """Send a KeepAlive now. Rarely needed: the stream sends one after each idle
         ``Config.keepalive_interval`` by itself."""
@@ -249,87 +363,44 @@ class ListenStream(StreamState):
             self._buffer.unlift()
             self._pulse()
 
-    async def send_paced(
-        self,
-        source: AudioSource,
-        *,
-        speed: float = 1.0,
-        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-        bytes_per_second: int | None = None,
-    ) -> int:
-        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
-
-        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
-        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
-        Does not close the stream.
-        """
-        return await send_paced_trio(
-            self,
-            source,
-            speed=speed,
-            chunk_seconds=chunk_seconds,
-            bytes_per_second=bytes_per_second,
-        )
-
-    async def close(self) -> Closed:
-        """Send CloseStream and wait for ``Closed``; every event before it stays queued.
-
-        Deepgram flushes its final results and a Metadata, then closes; all of it
-        reaches the iterator, and ``Closed.metadata`` holds the Metadata. Bounded by
-        ``Config.close_timeout``. Idempotent: later calls (or a call after ``abort()``
-        or a server close) return the same ``Closed``.
-        """
-        if self._conn.state is State.OPEN:
-            self._conn.close_stream(now=trio.current_time())
-        self._buffer.lift()
-        try:
-            self._queue()
-            while self._buffer.closed is None:
-                await self._changed.wait()
-            await trio.lowlevel.checkpoint()
-            return self._buffer.closed
-        finally:
-            self._buffer.unlift()
-            self._pulse()
-
     def post_finalize(self, channel: int | None) -> None:
         """Send a Finalize without waiting for its answer (for a reconnecting stream)."""
-        if self._conn.state is State.OPEN:
-            self._conn.finalize(channel, now=trio.current_time())
-            self._queue()
+        self.post("finalize", channel)
 
-    def post_close_stream(self) -> None:
-        """Send CloseStream without waiting for the close (for a reconnecting stream)."""
-        if self._conn.state is State.OPEN:
-            self._conn.close_stream(now=trio.current_time())
-            self._queue()
 
-    async def abort(self) -> Closed:
-        """Close now, without draining: a close frame if possible, then the socket.
+class FluxStream(_Stream[FluxConnection], FluxState):
+    """An open Flux (``/v2/listen``) stream on trio. Get one from
+    ``connect(FluxOptions(...))``.
 
-        Events already received stay available to the iterator, ``Closed`` last.
+    Like ``ListenStream`` without ``finalize``/``send_keepalive`` (Flux has neither; an
+    idle stream stays open on WebSocket pings), plus Flux's ``configure`` and
+    ``force_end_turn``. Events: ``Connected``, ``FluxConnected``, ``TurnInfo``,
+    ``ConfigureSuccess``/``ConfigureFailure``, ``ServerWarning``, ``ServerError``, and
+    ``Closed`` last.
+    """
+
+    async def configure(
+        self,
+        thresholds: Mapping[str, float] | None = None,
+        keyterms: Sequence[str] | None = None,
+        language_hints: Sequence[str] | None = None,
+        numerals: bool | None = None,
+    ) -> None:
+        """Send a ``Configure``; ``ConfigureSuccess`` (or ``ConfigureFailure``) answers.
+
+        ``thresholds`` may hold ``eot_threshold``, ``eager_eot_threshold`` and
+        ``eot_timeout_ms``; bad values raise ``ValueError`` and send nothing.
         """
-        self._abort()
-        await trio.lowlevel.checkpoint()
-        closed = self._conn.closed
-        assert closed is not None
-        return closed
+        check_sendable(self._conn)
+        now = trio.current_time()
+        self._conn.configure(thresholds, keyterms, language_hints, numerals, now=now)
+        await self._written_through(self._queue())
 
-    def __aiter__(self) -> ListenStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        buffer = self._buffer
-        while True:
-            event = buffer.pop()
-            if event is not None:
-                self._pulse()  # the reader may be waiting for room
-                await trio.lowlevel.checkpoint()
-                return event
-            if buffer.finished:
-                await trio.lowlevel.checkpoint()
-                raise StopAsyncIteration
-            await self._changed.wait()
+    async def force_end_turn(self) -> None:
+        """End the current turn now: an ``EndOfTurn`` (``trigger="manual"``) follows."""
+        check_sendable(self._conn)
+        self._conn.force_end_turn(now=trio.current_time())
+        await self._written_through(self._queue())
 
 
 def _os_error(exc: BaseException) -> OSError | None:
@@ -385,22 +456,61 @@ async def _open_transport(plan: Plan, deadline: float) -> trio.abc.Stream:
     )
 
 
+@overload
+def connect(
+    options: FluxOptions, *, reconnect: Literal[False] = False, **kwargs: Unpack[ConnectArgs]
+) -> AbstractAsyncContextManager[FluxStream]: ...
+@overload
+def connect(
+    options: FluxOptions,
+    *,
+    reconnect: ReconnectPolicy | Literal[True],
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[FluxReconnectingStream]: ...
+@overload
+def connect(
+    options: LiveOptions | None = None,
+    *,
+    reconnect: Literal[False] = False,
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[ListenStream]: ...
+@overload
+def connect(
+    options: LiveOptions | None = None,
+    *,
+    reconnect: ReconnectPolicy | Literal[True],
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[ReconnectingStream]: ...
+@overload
+def connect(
+    options: LiveOptions | FluxOptions | None = None,
+    *,
+    reconnect: ReconnectPolicy | bool,
+    **kwargs: Unpack[ConnectArgs],
+) -> AbstractAsyncContextManager[
+    ListenStream | ReconnectingStream | FluxStream | FluxReconnectingStream
+]: ...
 @asynccontextmanager
 async def connect(
-    options: LiveOptions | None = None,
+    options: LiveOptions | FluxOptions | None = None,
     *,
     api_key: str | None = None,
     access_token: str | None = None,
     auth: Auth | None = None,
-    url: str = DEFAULT_URL,
+    url: str | None = None,
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     reconnect: ReconnectPolicy | bool = False,
     proxy: str | FromEnv | None = FROM_ENV,
     record: RecordTarget | None = None,
-) -> AsyncIterator[ListenStream | ReconnectingStream]:
+) -> AsyncIterator[Any]:
     """Open a live transcription stream: ``async with connect(options, api_key=k) as s``.
+
+    ``LiveOptions`` (or none) open ``/v1/listen`` and give a ``ListenStream``;
+    ``FluxOptions`` open Flux's ``/v2/listen`` and give a ``FluxStream``. Without
+    ``url``, Deepgram's (``wss://api.deepgram.com/v1/listen`` or ``.../v2/listen``); a
+    ``url`` without a path gets the endpoint's path.
 
     Credentials: at most one of ``api_key`` (``Authorization: Token``), ``access_token``
     (``Bearer``) or ``auth``; with none, ``DEEPGRAM_API_KEY`` is used for ``wss://``.
@@ -419,9 +529,9 @@ async def connect(
     covers the proxy too; a refused CONNECT raises ``dgproto.transports.ProxyError`` (a
     ``HandshakeError``).
 
-    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` that
-    replaces dropped sockets losslessly (see ``ReconnectPolicy``) and retries the first
-    connect on connection errors and 429/5xx.
+    ``reconnect=True`` (or a ``ReconnectPolicy``) yields a ``ReconnectingStream`` (for
+    Flux a ``FluxReconnectingStream``) that replaces dropped sockets losslessly (see
+    ``ReconnectPolicy``) and retries the first connect on connection errors and 429/5xx.
 
     ``record="session.jsonl"`` (a path, or a text file object) records the session for
     ``dgproto replay`` and the emulator's replay: see the README's "Recording a session"
@@ -455,12 +565,17 @@ async def connect(
 
 
 @asynccontextmanager
-async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream]:
+async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream | FluxStream]:
     """One socket, no reconnect: what ``connect`` does by default."""
     started = trio.current_time()
-    timeout = plan.conn.config.open_timeout
+    conn = plan.conn
+    timeout = conn.config.open_timeout
     transport = await _open_transport(plan, math.inf if timeout is None else started + timeout)
-    stream = ListenStream(plan.conn, transport)
+    stream: ListenStream | FluxStream
+    if isinstance(conn, FluxConnection):
+        stream = FluxStream(conn, transport)
+    else:
+        stream = ListenStream(conn, transport)
     stream._trace.record(plan.recorder, trio.current_time)
     error: BaseException | None = None
     try:
@@ -502,7 +617,7 @@ class _Signal:
         return trio.current_time()
 
 
-class ReconnectingStream(AsyncReconnectingStream):
+class ReconnectingStream(_Paced, AsyncReconnectingStream):
     """A ``/v1/listen`` stream on trio that survives dropped sockets.
 
     Get one from ``connect(..., reconnect=True)``. Same calls as ``ListenStream``, plus
@@ -510,37 +625,28 @@ class ReconnectingStream(AsyncReconnectingStream):
     ``Reconnected``. A task in the block's nursery runs the sockets.
     """
 
-    async def send_paced(
-        self,
-        source: AudioSource,
-        *,
-        speed: float = 1.0,
-        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-        bytes_per_second: int | None = None,
-    ) -> int:
-        """Send bytes, a binary file or (async) chunks at ``speed`` x real time; bytes sent.
 
-        Chunks of ``chunk_seconds`` cut from the options' format (``bytes_per_second``
-        for WAV or compressed audio); a late chunk is caught up at no more than 1.25x.
-        Does not close the stream.
-        """
-        return await send_paced_trio(
-            self,
-            source,
-            speed=speed,
-            chunk_seconds=chunk_seconds,
-            bytes_per_second=bytes_per_second,
-        )
+class FluxReconnectingStream(_Paced, AsyncFluxReconnectingStream):
+    """A Flux stream on trio that survives dropped sockets.
+
+    Get one from ``connect(FluxOptions(...), reconnect=True)``. Same calls as
+    ``FluxStream``, plus ``request_ids`` and ``reconnects``; audio is replayed from the
+    last ``EndOfTurn``, and turns keep one clock and one ``turn_index`` count.
+    """
 
 
 @asynccontextmanager
 async def _reconnecting(
     policy: ReconnectPolicy,
-    options: LiveOptions | None,
-    open_socket: Callable[[Tracking], AbstractAsyncContextManager[ListenStream]],
-) -> AsyncIterator[ReconnectingStream]:
-    session = Session(policy, LISTEN_RESUME.replay(options, policy.replay_seconds), options)
-    stream = ReconnectingStream(session, _Signal(), lambda: open_socket(session.tracking))
+    options: LiveOptions | FluxOptions | None,
+    open_socket: Callable[[Tracking], AbstractAsyncContextManager[Any]],
+) -> AsyncIterator[AsyncReconnectingBase]:
+    flux = isinstance(options, FluxOptions)
+    resume: Resume = FLUX_RESUME if flux else LISTEN_RESUME
+    replay = resume.replay(options, policy.replay_seconds)
+    session = Session(policy, replay, options, resume)
+    kind = FluxReconnectingStream if flux else ReconnectingStream
+    stream = kind(session, _Signal(), lambda: open_socket(session.tracking))
 
     async def supervise(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await stream.supervise(task_status.started)

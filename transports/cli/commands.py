@@ -18,10 +18,20 @@ from typing import IO, TextIO
 
 from dgproto._audio import BYTES_PER_SAMPLE
 from dgproto._config import Config
+from dgproto._flux_options import FluxOptions
 from dgproto._options import LiveOptions
 
 from .._argparse import OneLineParser
 from ..server import ThreadedEmulatorServer, serve_in_thread
+from .flux import (
+    FLUX_URL,
+    FluxSession,
+    FluxTextView,
+    add_flux_arguments,
+    check_flux_flags,
+    flux_options_from_args,
+    is_flux_model,
+)
 from .runtime import Job, stream
 from .session import FinalizeStep, Note, Pause, Session, Step, View, audio_steps
 from .shared import (
@@ -69,13 +79,16 @@ No key? Try dgproto against its local Deepgram emulator (no account, no network)
   dgproto transcribe hello.wav --url ws://127.0.0.1:8765/v1/listen --api-key anything"""
 
 
-def _options_from_args(args: argparse.Namespace, audio: AudioFormat) -> LiveOptions:
+def _options_from_args(args: argparse.Namespace, audio: AudioFormat) -> LiveOptions | FluxOptions:
     params: dict[str, list[str]] = {}
     for item in args.param:
         key, equals, value = item.partition("=")
         if not equals or not key:
             raise CliError(f"--param wants KEY=VALUE, got {item!r}")
         params.setdefault(key, []).append(value)
+    if is_flux_model(args.model):
+        return flux_options_from_args(args, audio, params)
+    check_flux_flags(args)
     try:
         return LiveOptions(
             model=args.model,
@@ -133,7 +146,7 @@ def _make_view(args: argparse.Namespace, out: TextIO) -> View:
         return RawJsonView(out)
     if args.json or not out.isatty():
         return JsonView(out)
-    return TextView(out, live=True)
+    return (FluxTextView if is_flux_model(args.model) else TextView)(out, live=True)
 
 
 def _record_path(path: str | None) -> str | None:
@@ -149,7 +162,8 @@ def _record_path(path: str | None) -> str | None:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    url = check_url(args.url or DEFAULT_URL)
+    flux = is_flux_model(args.model)
+    url = check_url(args.url or (FLUX_URL if flux else DEFAULT_URL))
     key = choose_key(url, args.api_key, os.environ)
     if key.key is None and _needs_key(url):
         raise CliError(
@@ -162,7 +176,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options_from_args(args, source.format)
         view = _make_view(args, sys.stdout)
-        session = Session(view, source.format, source.total_seconds)
+        session = (FluxSession if flux else Session)(view, source.format, source.total_seconds)
         job = Job(
             options=options,
             url=url,
@@ -452,7 +466,9 @@ def register_transcribe(commands: argparse._SubParsersAction[OneLineParser]) -> 
     raw.add_argument("--sample-rate", type=_positive_int, metavar="HZ")
     raw.add_argument("--channels", type=_positive_int, metavar="N", help="default 1")
     dg = t.add_argument_group("Deepgram options")
-    dg.add_argument("--model", help="e.g. nova-3")
+    dg.add_argument(
+        "--model", help="e.g. nova-3; a flux-* model (flux-general-en) streams to Flux, /v2/listen"
+    )
     dg.add_argument("--language", help="e.g. en-US, or multi")
     boolean = argparse.BooleanOptionalAction
     dg.add_argument("--interim-results", action=boolean, help="partial results as you speak")
@@ -473,6 +489,7 @@ def register_transcribe(commands: argparse._SubParsersAction[OneLineParser]) -> 
         metavar="KEY=VALUE",
         help="any other query parameter (repeatable)",
     )
+    add_flux_arguments(t)
     t.set_defaults(handler=cmd_transcribe)
 
 

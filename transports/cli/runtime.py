@@ -21,7 +21,8 @@ import attrs
 
 from dgproto._config import Config
 from dgproto._errors import ConnectionClosedError, HandshakeError
-from dgproto._events import Closed, Event, FinalizeComplete
+from dgproto._events import Closed, Event
+from dgproto._flux_options import FluxOptions
 from dgproto._options import LiveOptions
 from dgproto._stats import StreamStats
 
@@ -44,7 +45,6 @@ class _AsyncStream(Protocol):
     def stats(self) -> StreamStats: ...
 
     async def send_audio(self, chunk: bytes) -> None: ...
-    async def finalize(self, channel: int | None = None) -> FinalizeComplete: ...
     async def close(self) -> Closed: ...
     def __aiter__(self) -> AsyncIterator[Event]: ...
 
@@ -61,7 +61,7 @@ class _AsyncRuntime(Protocol):
 class Job:
     """One stream to run: where, how, and what to send."""
 
-    options: LiveOptions
+    options: LiveOptions | FluxOptions
     url: str
     key: KeyChoice
     config: Config
@@ -85,6 +85,11 @@ class Job:
         return kwargs
 
 
+def _finalize(stream: Any) -> Any:
+    """``stream.finalize()`` (only the demo's scripted steps ask; Flux has no Finalize)."""
+    return stream.finalize()
+
+
 async def _drive_async(runtime: _AsyncRuntime, job: Job) -> None:
     """Run ``job`` on an async adapter: the sender interprets requests, the receiver
     hands every event to the session."""
@@ -99,7 +104,7 @@ async def _drive_async(runtime: _AsyncRuntime, job: Job) -> None:
                     elif isinstance(request, Send):
                         await stream.send_audio(request.chunk)
                     elif request is Command.FINALIZE:
-                        await stream.finalize()
+                        await _finalize(stream)
             await stream.close()
 
         async def receive() -> None:
@@ -186,7 +191,7 @@ def _drive_sync(job: Job) -> None:
                     elif isinstance(request, Send):
                         stream.send_audio(request.chunk)
                     elif request is Command.FINALIZE:
-                        stream.finalize()
+                        _finalize(stream)
             if not failures:
                 stream.close()
         finally:

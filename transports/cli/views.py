@@ -244,9 +244,12 @@ def _plain(value: Any) -> Any:
 
 def event_json(event: Event, *, at: float, lag: float | None = None) -> dict[str, Any]:
     """One event as the JSON object ``--json`` prints: its type, the time since the start,
-    and its fields."""
+    and its fields (a ``TurnInfo``'s own ``event`` as ``turn``)."""
     data: dict[str, Any] = {"event": type(event).__name__, "time": round(at, 3)}
-    data.update(_plain(event))
+    fields = _plain(event)
+    if "event" in fields:  # Flux's TurnInfo.event ("EndOfTurn", ...) keeps "event" the type
+        fields["turn"] = fields.pop("event")
+    data.update(fields)
     if isinstance(event, Results):
         data["transcript"] = event.transcript
         if lag is not None:
