@@ -132,7 +132,7 @@ def run(
             srv = servers[mode]
             row["loadavg_1m"] = round(os.getloadavg()[0], 2)
             profile = None
-            if profile_dir is not None and client in ("asyncio", "sdk"):
+            if profile_dir is not None:
                 profile = profile_dir / f"e2e-{client}-{n}.prof"
             started = time.monotonic()
             result = run_client(
