@@ -1,19 +1,26 @@
 """The trio adapter: ``async with connect(...) as stream``.
 
 The ``connect`` context manager owns a nursery with two tasks that live exactly as long
-as the block:
+as the block. Every write holds one ``trio.StrictFIFOLock`` and takes the core's
+``data_to_send()`` under it, so bytes leave in the core's order and a KeepAlive can never
+interleave with an audio frame:
 
-* the **sender** is the only task that writes to the socket. It drains
-  ``data_to_send()`` and ``send_all``\\ s it, so bytes leave in the core's order and a
-  KeepAlive can never interleave with an audio frame. App calls queue their frame in
-  the core and wait until the sender has handed it to the socket: that wait is the
-  backpressure, and cancelling it never leaves half a frame on the wire (the frame is
-  sent anyway; the stream stays usable).
+* on plain TCP the **app's task writes** its own audio and commands: ``send_audio``
+  queues the frame in the core and writes it from the caller, with no hand-off to
+  another task. Returning means the frame is on the socket: that is the backpressure.
+  Each socket send is cancellable only before it sent anything, so a cancelled write
+  leaves its rest to the sender: the frame goes out whole and the stream stays usable.
+* the **sender** writes what the app does not: KeepAlive and other timer-driven bytes,
+  pongs, the close frame, ``post()``, a cancelled write's rest, and (on TLS, whose
+  writes cannot be resumed midway) everything, while the app waits for its frame.
 * the **reader** feeds received bytes to the core and runs the core's timer: it waits
-  in a cancel scope whose deadline is ``get_timer()``, re-aimed whenever an app call
-  moves the deadline. Clock: ``trio.current_time()``, so ``trio.testing.MockClock``
-  drives every timeout. When the ``EventBuffer`` is full (policy in ``_common``) it
-  stops reading but keeps the timer, so KeepAlive still goes out.
+  in a cancel scope whose deadline is ``get_timer()``. Audio only moves the KeepAlive
+  later, so ``send_audio`` leaves the deadline alone (the reader wakes early once, finds
+  nothing due and re-aims); other commands re-aim it when it changed. Clock:
+  ``trio.current_time()``, so ``trio.testing.MockClock`` drives every timeout. When
+  the ``EventBuffer`` is full (policy in ``_common``) it stops reading but keeps the
+  timer, so KeepAlive still goes out. The iterating task is woken only when events
+  arrived.
 
 Cancellation is trio's own: cancel scopes around ``connect`` or any call work, and
 ``Cancelled`` always propagates. Exceptions from inside the block come out as
