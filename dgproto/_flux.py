@@ -24,14 +24,14 @@ from ._events import Event, FluxConnected, ServerError
 from ._flux_messages import decode_flux_message, encode_flux_configure, encode_force_end_turn
 from ._flux_options import FluxOptions
 from ._options import Auth
-from ._session import USER_AGENT, Session, classify_close
+from ._session import USER_AGENT, Session, Tracking, classify_close
 from ._state import FLUX_TRANSITIONS, Input
 
 __all__ = ["FLUX_DEFAULT_CONFIG", "FluxConnection"]
 
 #: Without ``config=``: pings every 5 s. Flux has no KeepAlive, and an idle stream stays
 #: open only on WebSocket pings (research/protocol.md §5.1, NET ``Client.cs``), so they
-#: are on even while ``Config``'s own default leaves them off.
+#: stay on here even if ``Config``'s own default ever changes.
 FLUX_DEFAULT_CONFIG = Config(ping_interval=5.0)
 
 
@@ -54,6 +54,7 @@ class FluxConnection(Session):
         config: Config | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
         user_agent: str = USER_AGENT,
+        tracking: Tracking | None = None,
     ) -> None:
         if not isinstance(options, FluxOptions):
             raise TypeError(f"options must be FluxOptions, got {type(options).__name__}")
@@ -69,6 +70,7 @@ class FluxConnection(Session):
             table=FLUX_TRANSITIONS,
             decode=decode_flux_message,
             bytes_per_second=bytes_per_second(options.encoding, options.sample_rate, 1),
+            tracking=tracking,
         )
         self._fatal_code: str | None = None
 

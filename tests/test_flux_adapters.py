@@ -286,6 +286,11 @@ def test_flux_reconnect_loses_and_repeats_no_turn(driver: Driver, fault: str) ->
         assert stream.reconnects == len(FAULTS[fault])
         # The Configure in force is sent again on every socket.
         assert sum(isinstance(e, ConfigureSuccess) for e in events) == 1 + stream.reconnects
+        # The stats add up over the sockets: all the audio (and the replays), the drops.
+        stats = stream.stats
+        assert stats.reconnects == stream.reconnects
+        assert stats.audio_bytes_sent >= len(AUDIO)
+        assert stats.audio_seconds_sent >= len(AUDIO) / 32000
 
 
 def test_force_end_turn_during_an_outage_is_sent_after_the_replay() -> None:

@@ -273,7 +273,7 @@ def make_plan(
 
     ``record`` (from ``record_sink``) gives the socket a recorder that knows every
     credential in play, so it can scrub them wherever they appear. ``tracking``: a
-    reconnecting stream's, shared by the cores of all its sockets (``/v1/listen``).
+    reconnecting stream's, shared by the cores of all its sockets (the stats add up).
     """
     flux = isinstance(options, FluxOptions)
     if url is None:
@@ -293,6 +293,7 @@ def make_plan(
             path=endpoint.target,
             config=config,
             extra_headers=extra_headers,
+            tracking=tracking,
         )
     else:
         conn = ListenConnection(
