@@ -40,6 +40,8 @@ def main() -> None:
             receive_data(frame, now=1.0)
             event = next_event()
             assert event.alternatives[0].words[-1].end > 0  # type: ignore[union-attr]
+            while next_event() is not None:  # a driver drains the queue (the Utterance)
+                pass
 
     run(5_000)
     started = time.thread_time()

@@ -183,10 +183,19 @@ class ListenConnection(Session):
 
     def _on_message(self, event: Event) -> None:
         now = self._now
-        self._track(event, now)
         if isinstance(event, Results):
+            # the hot path (several per second per channel): _track's work, without its
+            # dispatch on the event's type
+            offset = self._tracking.offset
+            tracked = rebase(event, offset) if offset else event
+            self._stats.on_results(tracked, now)
+            ended = self._utterances.handle_results(tracked, now=now)
+            if ended:
+                self._events.extend(ended)
             self._on_results(event, now)
-        elif isinstance(event, Metadata):
+            return
+        self._track(event, now)
+        if isinstance(event, Metadata):
             self._metadata = event
 
     def _track(self, event: Event, now: float) -> None:
@@ -210,11 +219,15 @@ class ListenConnection(Session):
     # ------------------------------------------------------------------ Finalize bookkeeping
 
     def _on_results(self, results: Results, now: float) -> None:
-        end = results.end
-        channel = results.channel
+        # ``results.end`` and ``results.channel``, inline: this runs for every Results
+        end = results.start + results.duration
+        index = results.channel_index
+        channel = index[0] if index else 0
         if results.is_final and end > self._coverage.get(channel, 0.0):
             self._coverage[channel] = end
-        if results.from_finalize and self._pending:
+        if not self._pending:  # the common case: no Finalize awaits its reply
+            return
+        if results.from_finalize:
             head = self._pending[0]
             if (head.channel is None or head.channel == channel) and not self._is_stale(end, head):
                 self._complete_head("from_finalize", now)

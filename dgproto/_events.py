@@ -9,6 +9,7 @@ yet is never lost.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
@@ -236,9 +237,21 @@ class Word(tuple[Any, ...]):
         raise attrs.exceptions.FrozenInstanceError
 
 
+#: CPython's getter for a namedtuple's fields: C, and cheaper to read through than a
+#: ``property`` (about 18 ns against 31 here; apps read every word's fields).
+_tuplegetter: Any = getattr(collections, "_tuplegetter", None)
+
+
+def _tuple_field(index: int, doc: str) -> Any:
+    """A read-only attribute reading item ``index`` of a tuple subclass."""
+    if _tuplegetter is not None:
+        return _tuplegetter(index, doc)
+    return property(itemgetter(index), doc=doc)  # an interpreter without it
+
+
 # The attributes: C-level getters over the tuple (declared for type checkers above).
 for _index, _name in enumerate(_WORD_NAMES):
-    setattr(Word, _name, property(itemgetter(_index), doc=f"The word's ``{_name}``."))
+    setattr(Word, _name, _tuple_field(_index, f"The word's ``{_name}``."))
 del _index, _name
 
 

@@ -398,13 +398,9 @@ def _results_fast(d: Mapping[str, Any]) -> Results | None:
     if (
         type(channel_index) is not list
         or len(channel_index) != 2
-        or type(channel_index[0]) is not int
-        or type(channel_index[1]) is not int
-        or type(start) is not float
-        or type(duration) is not float
-        or type(is_final) is not bool
-        or type(speech_final) is not bool
-        or type(from_finalize) is not bool
+        or not (type(channel_index[0]) is type(channel_index[1]) is int)
+        or not (type(start) is type(duration) is float)
+        or not (type(is_final) is type(speech_final) is type(from_finalize) is bool)
         or type(metadata) is not dict
         or type(alternatives_in) is not list
     ):
@@ -424,9 +420,11 @@ def _results_fast(d: Mapping[str, Any]) -> Results | None:
         confidence = a["confidence"]
         words_in = a["words"]
         languages = a.get("languages")
-        if type(transcript) is not str or type(confidence) is not float:
-            return None
-        if type(words_in) is not list:
+        if (
+            type(transcript) is not str
+            or type(confidence) is not float
+            or type(words_in) is not list
+        ):
             return None
         if languages is None:
             languages = ()
@@ -445,11 +443,8 @@ def _results_fast(d: Mapping[str, Any]) -> Results | None:
             w_end = w["end"]
             w_confidence = w["confidence"]
             punctuated = w.get("punctuated_word")
-            if (
-                type(text) is not str
-                or type(w_start) is not float
-                or type(w_end) is not float
-                or type(w_confidence) is not float
+            if type(text) is not str or not (
+                type(w_start) is type(w_end) is type(w_confidence) is float
             ):
                 return None
             if punctuated is None:

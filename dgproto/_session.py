@@ -469,6 +469,13 @@ class Session:
         connection with ``Closed(error=RemoteProtocolError(...))``.
         """
         self._now = now
+        inbound = self._inbound
+        if inbound is not None and data:
+            # the hot path: frames after the handshake (the parser exists only between
+            # the 101 and CLOSED, so the state checks below cannot apply)
+            self._bytes_received += len(data)
+            self._receive_frames(inbound.feed(data))
+            return
         if self._state is State.IDLE:
             raise LocalProtocolError("receive_data() before connect()", state=self._state)
         if self._state is State.CLOSED:
@@ -477,9 +484,6 @@ class Session:
             self.receive_eof(now=now)
             return
         self._bytes_received += len(data)
-        if self._inbound is not None:  # the hot path: frames after the handshake
-            self._receive_frames(self._inbound.feed(data))
-            return
         try:
             self._ws.receive_data(data if type(data) is bytes else bytes(data))
         except (WsRemoteProtocolError, UnicodeError) as exc:
@@ -623,8 +627,10 @@ class Session:
     def _receive_frames(self, frames: list[tuple[int, Any]]) -> None:
         """Act on the parser's messages and controls, in order, until the connection ends."""
         for kind, value in frames:
-            if kind == TEXT:
-                self._deliver(value)
+            if kind == TEXT:  # decoded, queued, then the endpoint's bookkeeping
+                event = self._decode(value, self._loads)
+                self._events.append(event)
+                self._on_message(event)
             elif kind == BINARY:
                 self._events.append(decode_binary(value))
             elif kind == PING:
@@ -710,11 +716,6 @@ class Session:
             initiator="server",
             retryable=rejected.retryable,
         )
-
-    def _deliver(self, text: str) -> None:
-        event = self._decode(text, self._loads)
-        self._events.append(event)
-        self._on_message(event)
 
     def _on_close(self, code: int, reason: str) -> None:
         # Echo the peer's close frame (1005, no code, echoes as an empty close frame).

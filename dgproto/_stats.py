@@ -71,8 +71,9 @@ class LogHistogram:
     ``g = (1 + error) / (1 - error)`` and reports ``2 * low * g**i / (g + 1)``, which is
     within ``error`` (relative) of every value in it. Values at or below ``low`` count as
     0 (absolute error at most ``low``); values above ``high`` share the last bucket. The
-    maximum is kept exactly. Memory: ``log(high / low) / log(g)`` counters (1,400 with
-    the defaults), whatever the number of values.
+    maximum is kept exactly. Memory: a counter per bucket in use, at most
+    ``log(high / low) / log(g)`` (1,400 with the defaults) whatever the number of values,
+    and none while empty (an idle stream has two: they cost nothing until used).
     """
 
     def __init__(self, *, error: float = 0.01, low: float = 1e-6, high: float = 1e6) -> None:
@@ -82,17 +83,23 @@ class LogHistogram:
         self.low = low
         self._gamma = (1 + error) / (1 - error)
         self._log_gamma = math.log(self._gamma)
-        self._counts = [0] * (self._index(high) + 1)
+        #: the bucket of ``high``: the last one
+        self._last = max(1, math.ceil(math.log(high / low) / self._log_gamma))
+        #: bucket -> count, only for the buckets in use
+        self._counts: dict[int, int] = {}
         self.count = 0
         self.max: float | None = None
 
-    def _index(self, value: float) -> int:
-        if value <= self.low:
-            return 0
-        return max(1, math.ceil(math.log(value / self.low) / self._log_gamma))
-
     def add(self, value: float) -> None:
-        self._counts[min(self._index(value), len(self._counts) - 1)] += 1
+        # one call per timed final: the bucket computed inline, clamped to the last one
+        if value <= self.low:
+            index = 0
+        else:
+            index = max(1, math.ceil(math.log(value / self.low) / self._log_gamma))
+            if index > self._last:
+                index = self._last
+        counts = self._counts
+        counts[index] = counts.get(index, 0) + 1
         self.count += 1
         if self.max is None or value > self.max:
             self.max = value
@@ -102,7 +109,9 @@ class LogHistogram:
         if not self.count:
             return None
         rank = max(1, math.ceil(q * self.count))
-        index = bisect_left(list(accumulate(self._counts)), rank)
+        indexes = sorted(self._counts)
+        counts = [self._counts[i] for i in indexes]
+        index = indexes[bisect_left(list(accumulate(counts)), rank)]
         if index == 0:
             return 0.0
         estimate = 2 * self.low * self._gamma**index / (self._gamma + 1)
@@ -123,6 +132,7 @@ class StatsTracker:
     def __init__(self, *, bytes_per_second: int | None, channels: int = 1) -> None:
         self._bytes_per_second = bytes_per_second
         self._channels = range(max(channels, 1))
+        self._single = len(self._channels) == 1
         self._audio_bytes = 0
         self._keepalives = 0
         self._finalizes = 0
@@ -202,10 +212,11 @@ class StatsTracker:
 
     def on_event(self, event: Event, now: float) -> None:
         """An event the connection emitted."""
-        self._tick(now)
         if isinstance(event, Results):
-            self._on_results(event, now)
-        elif isinstance(event, FinalizeComplete) and self._finalizes_pending:
+            self.on_results(event, now)
+            return
+        self._tick(now)
+        if isinstance(event, FinalizeComplete) and self._finalizes_pending:
             sent = self._finalizes_pending.popleft()
             if event.reason != "closed":
                 self._finalize.add(now - sent)
@@ -243,26 +254,37 @@ class StatsTracker:
         if now > self._last_now:
             self._last_now = now
 
-    def _on_results(self, results: Results, now: float) -> None:
+    def on_results(self, results: Results, now: float) -> None:
+        """A ``Results`` the connection emitted (``on_event``'s hot case, without dispatch)."""
+        if now > self._last_now:
+            self._last_now = now
         self._results += 1
         if self._first_result_latency is None and self._first_audio_at is not None:
             self._first_result_latency = now - self._first_audio_at
         if not results.is_final:
             return
         self._finals += 1
-        end = results.end
-        index = bisect_left(self._ends, end - _TOLERANCE, lo=self._head)
-        if index < len(self._ends) and end - _TOLERANCE > self._floor:
+        end = results.start + results.duration  # ``results.end``, inline
+        ends = self._ends
+        head = self._head
+        index = bisect_left(ends, end - _TOLERANCE, lo=head)
+        if index < len(ends) and end - _TOLERANCE > self._floor:
             lag = self._last_lag = max(now - self._times[index], 0.0)
             self._lag.add(lag)
-        channel = results.channel
-        if end > self._covered.get(channel, 0.0):
-            self._covered[channel] = end
+        channel_index = results.channel_index
+        channel = channel_index[0] if channel_index else 0
+        covered_by_channel = self._covered
+        if end > covered_by_channel.get(channel, 0.0):
+            covered_by_channel[channel] = end
             # every channel is final up to the least covered one: older marks are done
-            covered = min(self._covered.get(c, 0.0) for c in self._channels)
-            done = bisect_left(self._ends, covered - _TOLERANCE, lo=self._head)
-            self._head = max(self._head, done)
-            self._compact()
+            if self._single and channel == 0:
+                covered = end
+            else:
+                covered = min(covered_by_channel.get(c, 0.0) for c in self._channels)
+            done = bisect_left(ends, covered - _TOLERANCE, lo=head)
+            if done > head:
+                self._head = done
+                self._compact()
 
     def _compact(self) -> None:
         if self._head > 1024 and self._head * 2 > len(self._ends):

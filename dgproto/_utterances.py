@@ -21,6 +21,7 @@ from __future__ import annotations
 import attrs
 
 from ._events import (
+    _WORD_NAMES,
     Closed,
     Event,
     FinalizeComplete,
@@ -35,6 +36,9 @@ __all__ = ["UtteranceTracker"]
 
 #: Seconds within which two audio-clock times are the same (Deepgram's ends are float sums).
 TOLERANCE = 0.01
+
+#: ``Word.end``'s place in the tuple a ``Word`` is.
+_END = _WORD_NAMES.index("end")
 
 
 @attrs.define
@@ -79,7 +83,7 @@ class UtteranceTracker:
     def handle_event(self, event: Event, *, now: float) -> list[Utterance]:
         """Take one event; return the utterances it ends, to emit right after it."""
         if isinstance(event, Results):
-            return self._on_results(event, now)
+            return self.handle_results(event, now=now)
         if isinstance(event, UtteranceEnd):
             channel = event.channel[0] if event.channel else 0
             return self._on_utterance_end(self._channel(channel), channel, event.last_word_end)
@@ -125,35 +129,46 @@ class UtteranceTracker:
             state = self._channels[channel] = _Channel()
         return state
 
-    def _on_results(self, results: Results, now: float) -> list[Utterance]:
-        channel = results.channel
-        state = self._channel(channel)
-        words = words_of(results)
+    def handle_results(self, results: Results, *, now: float) -> list[Utterance]:
+        """``handle_event`` for a ``Results``, without the dispatch: a connection's hot path."""
+        index = results.channel_index
+        channel = index[0] if index else 0  # ``results.channel``, inline
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel()
+        # the first alternative: the one Deepgram's ``transcript`` is
+        first = results.alternatives[0] if results.alternatives else None
+        words = () if first is None else first.words
         if not results.is_final:
-            self._on_interim(state, words, now)
+            if words:
+                self._on_interim(state, words, now)
             return []
         out: list[Utterance] = []
-        text, start, end = _new_text(results, words, state.taken)
+        transcript = "" if first is None else first.transcript
+        text, start, end = _new_text(results, transcript, words, state.taken)
         if text:
             if state.awaited_end is not None and start > state.awaited_end + TOLERANCE:
                 # The finals the UtteranceEnd announced never came: end what we have.
-                out += self._flush(channel, "utterance_end")
+                out += self._end(state, channel, "utterance_end")
             self._take(state, results, text, start, end, now)
-        state.final_until = max(state.final_until, results.end)
+        window_end = results.start + results.duration  # ``results.end``, inline
+        if window_end > state.final_until:
+            state.final_until = window_end
         if results.speech_final:
-            return out + self._flush(channel, "speech_final")
+            return out + self._end(state, channel, "speech_final")
         if state.awaited_end is not None and state.final_until >= state.awaited_end - TOLERANCE:
             # Final windows now reach the announced end: every word before it is final
             # (a final word's times can differ a little from the interim's).
-            out += self._flush(channel, "utterance_end")
+            out += self._end(state, channel, "utterance_end")
         return out
 
     def _on_interim(self, state: _Channel, words: tuple[Word, ...], now: float) -> None:
         """New words in an interim: the speaker is still talking, push the backstop."""
-        if not words or words[-1].end <= state.heard:
+        last = words[-1].end
+        if last <= state.heard:
             return
-        state.heard = words[-1].end
-        if state.results and self.timeout is not None and words[-1].end > state.end + TOLERANCE:
+        state.heard = last
+        if state.results and self.timeout is not None and last > state.end + TOLERANCE:
             state.deadline = now + self.timeout
 
     def _take(
@@ -182,7 +197,10 @@ class UtteranceTracker:
         return [u for channel in channels for u in self._flush(channel, reason)]
 
     def _flush(self, channel: int, reason: UtteranceReason) -> list[Utterance]:
-        state = self._channel(channel)
+        return self._end(self._channel(channel), channel, reason)
+
+    def _end(self, state: _Channel, channel: int, reason: UtteranceReason) -> list[Utterance]:
+        """``_flush`` with the channel's state at hand."""
         state.awaited_end = None
         state.deadline = None
         if not state.results:
@@ -200,29 +218,29 @@ class UtteranceTracker:
         return [utterance]
 
 
-def _new_text(results: Results, words: tuple[Word, ...], taken: float) -> tuple[str, float, float]:
+def _new_text(
+    results: Results, transcript: str, words: tuple[Word, ...], taken: float
+) -> tuple[str, float, float]:
     """The part of a final not taken yet: ``(transcript, start, end)``; ``""`` if none.
+
+    ``transcript`` and ``words`` are the first alternative's.
 
     A final replayed after a reconnect can repeat words already taken (they end at or
     before ``taken``); its transcript is then rebuilt from the new words only. A word
     that straddles ``taken`` is new: it reaches audio no final has covered yet, and
     dropping it would lose words (no replay repeats audio before ``taken``).
     """
-    transcript = results.transcript.strip()
+    transcript = transcript.strip()
     if not transcript:
         return "", 0.0, 0.0
     if not words:
         if results.end <= taken + TOLERANCE:
             return "", 0.0, 0.0
         return transcript, results.start, results.end
-    fresh = [w for w in words if w.end > taken + TOLERANCE]
+    limit = taken + TOLERANCE
+    fresh = [w for w in words if w[_END] > limit]  # ``w.end``: an index is cheaper
     if not fresh:
         return "", 0.0, 0.0
     if len(fresh) < len(words):
         transcript = " ".join(w.punctuated_word or w.word for w in fresh)
     return transcript, fresh[0].start, fresh[-1].end
-
-
-def words_of(results: Results) -> tuple[Word, ...]:
-    """The first alternative's words (the one Deepgram's ``transcript`` is)."""
-    return results.alternatives[0].words if results.alternatives else ()

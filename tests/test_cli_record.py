@@ -93,3 +93,14 @@ def test_record_to_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
     target = tmp_path / "missing-dir" / "session.jsonl"
     status = main(["transcribe", str(wav), "--url", "ws://127.0.0.1:9", "--record", str(target)])
     assert status == 2
+
+
+def test_verbose_in_process_leaves_no_log_handler_behind(tmp_path: Path) -> None:
+    """``main(["-v", ...])`` called in-process (tests, embedders) undoes its DEBUG trace:
+    a handler left on the ``dgproto`` logger would write to a stderr closed since."""
+    import logging
+
+    logger = logging.getLogger("dgproto")
+    before = (list(logger.handlers), logger.level)
+    assert main(["-v", "replay", str(tmp_path / "missing.jsonl")]) == 2
+    assert (list(logger.handlers), logger.level) == before

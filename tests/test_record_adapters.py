@@ -297,3 +297,26 @@ def test_an_exception_in_the_block_still_leaves_a_whole_file(
     assert recording.accepted
     audio = b"".join(f.data for f in recording.frames if f.kind == "binary")
     assert audio == SPEECH[:6400]
+
+
+def test_frames_pending_in_the_batch_are_written_when_the_block_raises(
+    tmp_path: Path, driver: Driver, deepgram_emulator_factory: EmulatorFactory
+) -> None:
+    live = deepgram_emulator_factory()
+    path = tmp_path / "pending.jsonl"
+
+    async def crash(d: Driver) -> None:
+        async with d.connect(options=OPTIONS, url=live.url, api_key=KEY, record=path) as stream:
+            for i in range(0, 6400, 640):  # the first through the tap, 9 left pending
+                await stream.send_audio(SPEECH[i : i + 640])
+            raise LookupError("the app broke")
+
+    with pytest.raises(BaseException):  # noqa: B017 (trio wraps it in a group)
+        driver.run(crash)
+    assert not open_files(tmp_path)
+    recording = load_recording(path)
+    audio = [f for f in recording.frames if f.kind == "binary"]
+    assert b"".join(f.data for f in audio) == SPEECH[:6400]
+    assert [f.audio for f in audio] == pytest.approx(
+        [(n + 1) * 640 / (2 * RATE) for n in range(10)]
+    )

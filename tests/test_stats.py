@@ -178,6 +178,21 @@ def test_a_day_of_finals_keeps_a_constant_footprint() -> None:
     assert len(tracker._lag._counts) < 1500
 
 
+def test_log_histogram_buckets_cost_nothing_until_used() -> None:
+    # an idle stream's two histograms hold no counters (bench_memory's per-stream figure)
+    tracker = StatsTracker(bytes_per_second=RATE)
+    assert tracker._lag._counts == {}
+    assert tracker._finalize._counts == {}
+    histogram = LogHistogram()
+    for value in (0.2, 0.2, 0.3, 5.0, 0.0):
+        histogram.add(value)
+    assert len(histogram._counts) == 4
+    assert histogram.quantile(0.2) == 0.0
+    assert histogram.quantile(0.6) == pytest.approx(0.2, rel=0.01)
+    assert histogram.quantile(0.8) == pytest.approx(0.3, rel=0.01)
+    assert histogram.quantile(1.0) == 5.0
+
+
 def test_log_histogram_edges() -> None:
     histogram = LogHistogram()
     assert histogram.quantile(0.5) is None

@@ -76,3 +76,13 @@ def test_attrs_helpers_pickle_and_copy() -> None:
 def test_keyword_only() -> None:
     with pytest.raises(TypeError):
         Word("hi", 0.5, 0.75, 0.9)  # type: ignore[misc]
+
+
+def test_attribute_getters_without_cpythons_tuplegetter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dgproto import _events
+
+    assert _events._tuplegetter is not None  # CPython: namedtuple's C getter
+    monkeypatch.setattr(_events, "_tuplegetter", None)
+    getter = _events._tuple_field(2, "The word's ``end``.")
+    assert isinstance(getter, property)
+    assert getter.__get__(make(end=4.5)) == 4.5

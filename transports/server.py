@@ -803,6 +803,7 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     log = logging.StreamHandler(sys.stderr)  # one line per connection, as it ends
     log.setFormatter(logging.Formatter("dgproto serve: %(message)s"))
     logger.addHandler(log)
+    level = logger.level
     logger.setLevel(logging.INFO)
 
     try:
@@ -821,4 +822,7 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"dgproto serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
+    finally:  # main_serve() called in-process leaves no handler behind
+        logger.removeHandler(log)
+        logger.setLevel(level)
     return 0

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from dgproto import __version__
 
@@ -56,14 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _trace_to_stderr() -> None:
+@contextlib.contextmanager
+def _trace_to_stderr() -> Iterator[None]:
     """``-v``: every ``dgproto`` logger at DEBUG on stderr: the adapters' wire trace, whose
-    handshake lines have the ``Authorization`` value replaced by ``<redacted>``."""
+    handshake lines have the ``Authorization`` value replaced by ``<redacted>``.
+
+    Undone on the way out, so ``main()`` called in-process (tests, embedders) leaves no
+    handler pointing at a stream that may be closed by then."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     logger = logging.getLogger("dgproto")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,8 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["serve"]:
         return server.main_serve(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.verbose:
-        _trace_to_stderr()
+    with _trace_to_stderr() if args.verbose else contextlib.nullcontext():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.handler(args)
     except CliError as exc:

@@ -1,0 +1,231 @@
+"""The recorder's batched hot path (``SessionRecorder.writes``, ``WireTap.sent_batch``,
+the inlined append in ``WireTrace.sent``): it must record exactly what the per-frame
+path records, whatever falls on a batch boundary, and flush on close and on failure."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from dgproto._recording import read_recordings
+from dgproto._wiretap import WireTap
+from dgproto.transports import _record
+from dgproto.transports._common import WireTrace
+from dgproto.transports._record import (
+    SIDECAR_SUFFIX,
+    SessionRecorder,
+    load_recordings,
+    record_sink,
+    write_all,
+)
+
+from .recording_helpers import KEY, OPTIONS
+from .test_recording import _frame
+
+REQUEST = (
+    f"GET /v1/listen?{OPTIONS.to_query()} HTTP/1.1\r\nauthorization: Token {KEY}\r\n\r\n"
+).encode()
+ACCEPT = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n"
+#: The batch for 640 B frames: 256 KiB of 648-byte writes.
+BATCH_640 = (256 * 1024) // 648
+
+
+def _audio(size: int, n: int) -> bytes:
+    return _frame(2, bytes([n % 251]) * size, mask=os.urandom(4))
+
+
+def _script() -> list[tuple[str, bytes]]:
+    """A session's bytes crossing batch boundaries: chunk sizes that change mid-batch,
+    a KeepAlive, a Finalize, two frames in one write, server messages in between."""
+    out: list[tuple[str, bytes]] = [("sent", REQUEST), ("received", ACCEPT)]
+    n = 0
+    for size, count in ((640, BATCH_640 + 3), (3200, 90), (100, 3), (640, 200)):
+        for _ in range(count):
+            n += 1
+            out.append(("sent", _audio(size, n)))
+            if n % 97 == 0:
+                out.append(("received", _frame(1, b'{"type":"Results","n":%d}' % n)))
+            if n % 150 == 0:
+                out.append(("sent", _frame(1, b'{"type":"KeepAlive"}', mask=b"kkkk")))
+    out.append(("sent", _audio(640, 1) + _frame(1, b'{"type":"Finalize"}', mask=b"ffff")))
+    out.append(("sent", _frame(2, b"\x07" * 200, fin=False, mask=b"abcd")))  # fragmented
+    out.append(("sent", _frame(0, b"\x08" * 200, mask=b"abcd")))
+    out.append(("sent", _audio(640, 2)))
+    out.append(("received", _frame(8, b"\x03\xe8bye")))
+    return out
+
+
+def _play(recorder: SessionRecorder, script: list[tuple[str, bytes]]) -> None:
+    for step, (direction, data) in enumerate(script):
+        getattr(recorder, direction)(data, 1.0 + step / 1000)
+
+
+def test_batched_recording_equals_the_per_frame_one(tmp_path: Path) -> None:
+    script = _script()
+    path = tmp_path / "batched.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    batched = sink.session(secrets=[KEY])
+    _play(batched, script)
+    assert batched.writes is not None  # the hot path was taken
+    batched.close(9.0)
+    inline = io.StringIO()
+    plain_sink = record_sink(inline)
+    assert plain_sink is not None
+    plain = plain_sink.session(secrets=[KEY])
+    _play(plain, script)
+    assert plain.writes is None  # a file object: every frame through WireTap.sent
+    plain.close(9.0)
+    (got,) = load_recordings(path)
+    (want,) = read_recordings(inline.getvalue().split("\n"))
+    assert got.frames == want.frames
+    assert len([f for f in got.frames if f.kind == "binary"]) == BATCH_640 + 299
+    for file in (path, Path(str(path) + SIDECAR_SUFFIX)):
+        assert KEY.encode() not in file.read_bytes()
+
+
+def test_the_sidecar_is_written_per_batch_and_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    sidecar = Path(str(path) + SIDECAR_SUFFIX)
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(REQUEST, 0.0)
+    recorder.received(ACCEPT, 0.0)
+    frame = _audio(640, 0)
+    record = 8 + len(frame)
+    recorder.sent(frame, 0.0)  # the tap sees the first frame itself
+    assert sidecar.stat().st_size == 0
+    for _ in range(BATCH_640 - 1):
+        recorder.sent(frame, 0.1)
+    assert recorder.writes is not None
+    assert len(recorder.writes) == BATCH_640 - 1
+    assert sidecar.stat().st_size == 0  # buffered: a crash now loses these
+    recorder.sent(frame, 0.2)  # the BATCH-th pending write flushes
+    assert recorder.writes == []
+    assert sidecar.stat().st_size == record * (BATCH_640 + 1)
+    recorder.sent(frame, 0.3)
+    recorder.close(0.4)  # the rest at close
+    assert recorder.writes is None
+    assert sidecar.stat().st_size == record * (BATCH_640 + 2)
+    recorder.sent(frame, 0.5)  # after close: nothing
+    (recording,) = load_recordings(path)
+    audio = [f.audio for f in recording.frames]
+    assert audio[-1] == pytest.approx((BATCH_640 + 2) * 640 / 32000)
+
+
+def test_the_trace_takes_the_hot_path_and_a_read_takes_the_pending_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    clock = iter(range(10_000))
+    trace = WireTrace(logging.getLogger("dgproto.test"))
+    trace.record(recorder, lambda: next(clock) / 100)
+    trace.sent(REQUEST)
+    trace.received(ACCEPT)
+    frames = [_audio(640, n) for n in range(10)]
+    for frame in frames:
+        trace.sent(frame)
+    assert recorder.writes is not None
+    assert len(recorder.writes) == 9
+    trace.received(_frame(1, b'{"type":"Results"}'))  # the pending writes go first
+    assert recorder.writes == []
+    trace.close_recording()
+    (recording,) = load_recordings(path)
+    kinds = [(f.direction, f.kind, f.audio) for f in recording.frames]
+    assert kinds[-1] == ("recv", "text", pytest.approx(10 * 640 / 32000))
+    assert [f.data[:1] for f in recording.frames[:-1]] == [bytes([n]) for n in range(10)]
+    assert [f.t for f in recording.frames] == [n / 100 for n in range(2, 13)]
+
+
+def test_concurrent_writes_during_a_flush_are_kept_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(REQUEST, 0.0)
+    recorder.received(ACCEPT, 0.0)
+    frames = [_frame(2, n.to_bytes(2, "big") * 320, mask=b"\x00" * 4) for n in range(3000)]
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            recorder.received(_frame(1, b'{"type":"Results"}'), 0.5)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for n, frame in enumerate(frames):
+        recorder.sent(frame, n / 1000)
+    done.set()
+    thread.join()
+    recorder.close(9.0)
+    (recording,) = load_recordings(path)
+    audio = [f for f in recording.frames if f.kind == "binary"]
+    assert [f.data[:2] for f in audio] == [n.to_bytes(2, "big") for n in range(3000)]
+    clocks = [f.audio for f in recording.frames]
+    assert clocks == sorted(clocks)  # every message's clock is the wire's
+
+
+def test_write_all_without_writev_and_after_a_short_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = [bytes([n % 256]) * 10 for n in range(1500)]  # more than one writev's worth
+    with open(tmp_path / "a", "wb", buffering=0) as file:
+        assert write_all(file, parts) == 15000
+    monkeypatch.setattr(_record, "_writev", lambda fd, chunk: 3)  # short
+    with open(tmp_path / "b", "wb", buffering=0) as file:
+        assert write_all(file, parts) == 15000
+    monkeypatch.setattr(_record, "_writev", None)  # no writev on this platform
+    with open(tmp_path / "c", "wb", buffering=0) as file:
+        assert write_all(file, parts) == 15000
+    whole = b"".join(parts)
+    assert (tmp_path / "a").read_bytes() == whole
+    assert (tmp_path / "c").read_bytes() == whole
+    first, second = b"".join(parts[:1024]), b"".join(parts[1024:])  # one writev each
+    assert (tmp_path / "b").read_bytes() == first[3:] + second[3:]  # the fake wrote 3 of each
+
+
+def test_a_failed_batch_write_stops_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "f.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(REQUEST, 0.0)
+    recorder.received(ACCEPT, 0.0)
+
+    def full(file: object, parts: object) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_record, "write_all", full)
+    with caplog.at_level(logging.WARNING, "dgproto.transports"):
+        for _ in range(BATCH_640 + 1):
+            recorder.sent(_audio(640, 1), 0.1)
+    assert "recording stopped: disk full" in caplog.text
+    assert recorder.writes is None
+    recorder.sent(_audio(640, 1), 0.2)  # the slow path, closed: nothing
+    recorder.received(_frame(1, b"{}"), 0.2)
+    recorder.flush()
+    recorder.close(0.3)
+
+
+def test_sent_batch_takes_nothing_it_cannot_place() -> None:
+    lines: list[str] = []
+    inline = WireTap(lines.append)  # no sidecar: audio lines go through sent()
+    inline.sent(REQUEST, 0.0)
+    inline.received(ACCEPT, 0.0)
+    inline.sent_batch([(0.1, _audio(640, 1))])
+    assert inline.audio_seconds == 0.0
+    unseen = WireTap(lines.append, sidecar="u.audio")  # no frame seen: no fast_head yet
+    unseen.sent_batch([(0.1, _audio(640, 1))])
+    unseen.sent_batch([])
+    assert unseen.take_audio() == b""
