@@ -74,6 +74,8 @@ _DEEPGRAM_CLOSE_CODES = (
     ("data0000", "DATA-0000"),
 )
 
+_OPEN = State.OPEN  # read for every audio frame
+
 #: A message registry: turns one text message into one event, never raising.
 Decoder = Callable[[str, Callable[[str], Any]], Event]
 
@@ -162,6 +164,9 @@ class StreamConnection(Protocol):
 
     def send_audio(self, chunk: bytes | bytearray | memoryview, *, now: float) -> None:
         """Queue one binary audio frame."""
+
+    def audio_data_to_send(self, chunk: bytes | bytearray | memoryview, *, now: float) -> bytes:
+        """``send_audio`` then ``data_to_send`` in one call: the adapters' audio hot path."""
 
     def close_stream(self, *, now: float) -> None:
         """Send CloseStream and drain."""
@@ -414,20 +419,38 @@ class Session:
         An empty binary frame is Deepgram's deprecated way to say CloseStream, so an
         empty chunk from an audio source must never reach the wire.
         """
-        if self._state is not State.OPEN:  # the hot path skips the table lookup
+        data = self.audio_data_to_send(chunk, now=now)
+        if data:  # what was queued before, then the frame: back in the FIFO, in order
+            self._out.append(data)
+
+    def audio_data_to_send(self, chunk: bytes | bytearray | memoryview, *, now: float) -> bytes:
+        """``send_audio(chunk)`` then ``data_to_send()``: the bytes to write now, in order.
+
+        The adapters' per-frame path: when nothing else is queued (the common case) the
+        frame comes back as built, with no trip through the outbound FIFO; control frames
+        queued before it (a KeepAlive, a pong) come first, joined with it.
+        """
+        if self._state is not _OPEN:  # the hot path skips the table lookup
             next_state(self._state, Input.SEND_AUDIO, self._table)  # raises: only when OPEN
         if type(chunk) is not bytes:  # the common case pays one check
             if not isinstance(chunk, (bytearray, memoryview)):
                 raise TypeError(f"send_audio() takes bytes-like audio, not {type(chunk).__name__}")
             chunk = bytes(chunk)
         size = len(chunk)
+        out = self._out
         if not size:
-            return
-        self._out.append(self._frame(chunk))
+            return self.data_to_send()
+        frame = self._frame(chunk)
         sent = self._audio_bytes_sent = self._audio_bytes_sent + size
         self._last_sent = now
         bps = self._bytes_per_second
         self._on_audio(size, None if bps is None else self._tracking.offset + sent / bps, now)
+        if not out:
+            return frame
+        out.append(frame)
+        data = b"".join(out)
+        out.clear()
+        return data
 
     def close_stream(self, *, now: float) -> None:
         """Send ``CloseStream`` and drain: results keep coming until the server closes.

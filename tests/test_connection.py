@@ -390,6 +390,37 @@ def test_control_messages_keep_their_place_behind_audio() -> None:
     }
 
 
+def test_audio_data_to_send_returns_the_frame_behind_what_was_queued() -> None:
+    pair = LivePair()
+    c = pair.client
+    assert c.audio_data_to_send(b"", now=0) == b""
+    alone = c.audio_data_to_send(bytearray(b"a" * 100), now=0)  # nothing queued: the frame
+    assert c.data_to_send() == b""
+    c.send_keepalive(now=0)
+    c.send_audio(b"b" * 100, now=0)
+    joined = c.audio_data_to_send(b"c" * 100, now=0)  # KeepAlive, b, then c
+    assert c.data_to_send() == b""
+    c.finalize(now=0)
+    rest = c.audio_data_to_send(memoryview(b""), now=0)  # the queued Finalize only
+    for data in (alone, joined, rest):
+        pair.server.feed(data)
+    assert len(alone) == 2 + 4 + 100  # exactly one masked frame: header, key, payload
+    assert pair.server.types() == ["audio", "KeepAlive", "audio", "audio", "Finalize"]
+    assert [p for kind, p in pair.server.received if kind == "audio"] == [
+        b"a" * 100,
+        b"b" * 100,
+        b"c" * 100,
+    ]
+    assert c.audio_bytes_sent == c.stats.audio_bytes_sent == 300
+    with pytest.raises(TypeError):
+        c.audio_data_to_send("text", now=0)  # type: ignore[arg-type]
+    c.close_stream(now=0)
+    with pytest.raises(LocalProtocolError, match="CLOSING"):
+        c.audio_data_to_send(b"x", now=0)
+    pair.server.feed(c.data_to_send())  # the CloseStream alone: the refused frame left nothing
+    assert pair.server.types()[5:] == ["CloseStream"]
+
+
 # ---------------------------------------------------------------------------- KeepAlive
 
 

@@ -312,8 +312,12 @@ class _Stream(_Paced, StreamState[C]):
             check_sendable(conn)
             await protocol.writable.wait()
             check_sendable(conn)
-        conn.send_audio(chunk, now=protocol.time())
-        protocol.write_out()
+        data = conn.audio_data_to_send(chunk, now=protocol.time())
+        # write_out(), inline: audio makes no event and only moves the KeepAlive later
+        transport = protocol.transport
+        if data and transport is not None and not protocol._closing and not transport.is_closing():
+            protocol.trace.sent(data)
+            transport.write(data)
 
     async def close(self) -> Closed:
         """Send CloseStream and wait for ``Closed``; every event before it stays queued.
