@@ -35,6 +35,8 @@ _FIN_BINARY = 0x82
 _MASK_BIT = 0x80
 #: Masking keys fetched per call to the random source (4 bytes each).
 _KEYS_PER_BATCH = 1024
+#: Frame headers cached per writer (sizes seen; a paced stream uses one or two).
+_HEADERS_KEPT = 64
 #: Frames below this size are masked with the big-integer method, the rest by translate.
 _TRANSLATE_FROM = 1024
 
@@ -105,7 +107,7 @@ def apply_mask(payload: bytes, key: bytes) -> bytes:
 class BinaryFrameWriter:
     """Builds masked, final, binary WebSocket frames from audio payloads."""
 
-    __slots__ = ("_apply_mask", "_pool", "_pos", "_random_bytes")
+    __slots__ = ("_apply_mask", "_headers", "_pool", "_pos", "_random_bytes")
 
     def __init__(
         self, random_bytes: Callable[[int], bytes] = os.urandom, *, native: bool = True
@@ -115,28 +117,34 @@ class BinaryFrameWriter:
         self._apply_mask = NATIVE_APPLY_MASK if native else None
         self._pool = b""
         self._pos = 0
+        #: size -> frame header: a stream's frames are nearly all one size
+        self._headers: dict[int, bytes] = {}
 
-    def _next_key(self) -> bytes:
+    def frame(self, payload: bytes) -> bytes:
+        """Return the complete frame for ``payload`` (which must not be empty)."""
+        # once per audio frame: the header cached, the key taken inline
+        size = len(payload)
+        header = self._headers.get(size) or self._header(size)
         pos = self._pos
         if pos >= len(self._pool):
             self._pool = self._random_bytes(4 * _KEYS_PER_BATCH)
             pos = 0
         self._pos = pos + 4
-        return self._pool[pos : pos + 4]
-
-    def frame(self, payload: bytes) -> bytes:
-        """Return the complete frame for ``payload`` (which must not be empty)."""
-        size = len(payload)
-        if size < 126:
-            header = bytes((_FIN_BINARY, _MASK_BIT | size))
-        elif size < 65536:
-            header = _PACK_16(_FIN_BINARY, _MASK_BIT | 126, size)
-        else:
-            header = _PACK_64(_FIN_BINARY, _MASK_BIT | 127, size)
-        key = self._next_key()
+        key = self._pool[pos : pos + 4]
         apply_mask = self._apply_mask
         if apply_mask is not None:
             return b"".join((header, key, apply_mask(payload, key)))
         if size < _TRANSLATE_FROM:
             return b"".join((header, key, _mask_small(payload, key)))
         return b"".join((header, key, _mask_large(payload, key)))
+
+    def _header(self, size: int) -> bytes:
+        if size < 126:
+            header = bytes((_FIN_BINARY, _MASK_BIT | size))
+        elif size < 65536:
+            header = _PACK_16(_FIN_BINARY, _MASK_BIT | 126, size)
+        else:
+            header = _PACK_64(_FIN_BINARY, _MASK_BIT | 127, size)
+        if len(self._headers) < _HEADERS_KEPT:
+            self._headers[size] = header
+        return header

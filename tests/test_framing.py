@@ -75,6 +75,18 @@ def test_any_payload_and_key_round_trip(payload: bytes, key: bytes) -> None:
     assert _parse_as_server(frame) == [(Opcode.BINARY, payload, True)]
 
 
+def test_one_writer_frames_many_sizes_with_a_bounded_header_cache() -> None:
+    # one writer, every size twice: cached headers must be the right ones, and a stream
+    # of ever-new sizes must not grow the cache past _HEADERS_KEPT
+    key = b"\x05\x06\x07\x08"
+    writer = BinaryFrameWriter(random_bytes=lambda n: key * (n // 4), native=False)
+    sizes = [*range(1, 200), 65535, 65536, 70000]
+    for size in sizes + sizes:
+        payload = os.urandom(size)
+        assert writer.frame(payload) == _reference_frame(payload, key)
+    assert len(writer._headers) == _framing._HEADERS_KEPT
+
+
 def test_keys_come_from_the_strong_source_in_batches() -> None:
     calls: list[int] = []
 
