@@ -308,6 +308,37 @@ class WireTap:
             data = rest
         self._frames("recv", self._in_frames.feed(data), now)
 
+    def received_many(self, reads: Sequence[Write]) -> None:
+        """``received`` for each of ``reads`` ``(now, bytes)``, in order, with nothing
+        sent between them: the audio clock and the sidecar place are the same for all,
+        so a whole text message (the usual read) costs a decode and one ``%``; the lines
+        go to ``write`` as one string."""
+        fmt: str | None = None
+        start = 0.0
+        out: list[str] = []
+        for now, data in reads:
+            frames = self._in_frames
+            if frames is not None and not frames.buffer and data[:1] == b"\x81":
+                second = data[1] if len(data) > 1 else 127
+                length, head = second, 2
+                if second == 126:
+                    length, head = int.from_bytes(data[2:4], "big"), 4
+                if second < 127 and head + length == len(data):
+                    text = str(data[head:], "utf-8", "replace")
+                    if text[-1:] == "}" and text[:1] == "{" and "\n" not in text and "\r" not in text:
+                        if fmt is None:
+                            fmt, start = self._recorder.spliced_format(
+                                "recv", self.audio_seconds, self._sidecar_pos
+                            )
+                        out.append(fmt % (now - start, text))
+                        continue
+            if out:
+                self._write("".join(out))
+                out.clear()
+            self.received(data, now)
+        if out:
+            self._write("".join(out))
+
     def eof(self, now: float) -> None:
         """The connection ended: a rejection body without a length is complete now."""
         if self._rejection is not None:

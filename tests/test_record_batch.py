@@ -119,7 +119,7 @@ def test_the_sidecar_is_written_per_batch_and_at_close(tmp_path: Path) -> None:
     assert audio[-1] == pytest.approx((BATCH_640 + 2) * 640 / 32000)
 
 
-def test_the_trace_takes_the_hot_path_and_a_read_takes_the_pending_writes(
+def test_the_trace_takes_the_hot_path_and_a_read_is_recorded_after_the_pending_writes(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "t.jsonl"
@@ -136,8 +136,9 @@ def test_the_trace_takes_the_hot_path_and_a_read_takes_the_pending_writes(
         trace.sent(frame)
     assert recorder.writes is not None
     assert len(recorder.writes) == 9
-    trace.received(_frame(1, b'{"type":"Results"}'))  # the pending writes go first
-    assert recorder.writes == []
+    trace.received(_frame(1, b'{"type":"Results"}'))  # held, after the 9 pending writes
+    assert recorder.writes is not None
+    assert len(recorder.writes) == 9
     trace.close_recording()
     (recording,) = load_recordings(path)
     kinds = [(f.direction, f.kind, f.audio) for f in recording.frames]

@@ -32,6 +32,9 @@ from typing import IO
 from dgproto._recording import Recording, RecordingError, read_recordings
 from dgproto._wiretap import AUDIO_FLUSH, WireTap, Write
 
+#: Bytes of the client's reads held before their lines are made and written.
+READ_FLUSH = 64 * 1024
+
 __all__ = [
     "SIDECAR_SUFFIX",
     "RecordSink",
@@ -131,6 +134,11 @@ class SessionRecorder:
         self.size = -1
         #: pending writes that trigger a flush: ``AUDIO_FLUSH`` bytes of frames of ``size``
         self.batch = self.MAX_BATCH
+        #: the client's reads not yet handed to the tap: ``(now, how many of ``writes``
+        #: came before, bytes)``; ``READ_FLUSH`` bytes of them trigger a flush
+        self._reads: list[tuple[float, int, bytes]] = []
+        self._read_bytes = 0
+        self._collect: list[str] | None = None
         self._tap = WireTap(
             self._write,
             secrets=secrets,
@@ -162,14 +170,17 @@ class SessionRecorder:
                 self.size = -1  # nothing takes the hot path until the tap says so again
 
     def received(self, data: bytes | bytearray, now: float) -> None:
-        """Bytes the client read, in order (the pending writes are taken first, so the
-        message's audio clock and place in the sidecar are the wire's)."""
+        """Bytes the client read, in order: kept as ``(now, pending writes before them,
+        bytes)`` and recorded at the next flush, after exactly those writes, so the
+        message's audio clock and place in the sidecar are the wire's."""
         with self._lock:
             if self._closed:
                 return
-            if self.writes:
+            writes = self.writes
+            self._reads.append((now, len(writes) if writes else 0, bytes(data)))
+            self._read_bytes += len(data)
+            if self._read_bytes >= READ_FLUSH:
                 self._take_writes()
-            self._tap.received(data, now)
 
     def flush(self) -> None:
         """Hand the pending writes to the tap and write the audio to the sidecar."""
@@ -180,18 +191,55 @@ class SessionRecorder:
             self._flush_audio()
 
     def _take_writes(self) -> None:
-        """Under the lock: the writes so far to the tap. Another thread may append
-        meanwhile; only the first ``n`` are taken and removed."""
+        """Under the lock: the writes and reads so far to the tap, in the wire's order
+        (each read after the writes that preceded it), the reads' lines written at once.
+        Another thread may append writes meanwhile; only the first ``n`` are taken."""
         writes = self.writes
-        if not writes:
+        n = len(writes) if writes else 0
+        reads = self._reads
+        if not reads:
+            if n:
+                assert writes is not None
+                batch = writes[:n]
+                del writes[:n]
+                self._tap.sent_batch(batch)
             return
-        n = len(writes)
-        batch = writes[:n]
-        del writes[:n]
-        self._tap.sent_batch(batch)
+        batch = []
+        if n:
+            assert writes is not None
+            batch = writes[:n]
+            del writes[:n]
+        self._reads = []
+        self._read_bytes = 0
+        tap = self._tap
+        lines: list[str] = []
+        self._collect = lines
+        try:
+            done = 0
+            run: list[Write] = []
+            for now, at, data in reads:
+                if at > done:
+                    if run:
+                        tap.received_many(run)
+                        run = []
+                    tap.sent_batch(batch[done:at])
+                    done = at
+                run.append((now, data))
+            tap.received_many(run)
+            if done < n:
+                tap.sent_batch(batch[done:])
+        finally:
+            self._collect = None
+        if lines:
+            self._write("".join(lines))
 
     def _write(self, line: str) -> None:
-        """The tap's lines (always called under the lock)."""
+        """The tap's lines (always called under the lock); gathered while the reads
+        are taken, to be written at once."""
+        collect = self._collect
+        if collect is not None:
+            collect.append(line)
+            return
         if self._closed:
             return
         try:
@@ -221,6 +269,7 @@ class SessionRecorder:
         """Close (or, for the caller's file object, flush) and stop recording."""
         self._closed = True
         self.writes = None
+        self._reads = []
         for file in (self._sidecar, self._lines):
             if file is None:
                 continue
