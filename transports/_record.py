@@ -138,7 +138,6 @@ class SessionRecorder:
         #: came before, bytes)``; ``READ_FLUSH`` bytes of them trigger a flush
         self._reads: list[tuple[float, int, bytes]] = []
         self._read_bytes = 0
-        self._collect: list[str] | None = None
         self._tap = WireTap(
             self._write,
             secrets=secrets,
@@ -159,6 +158,8 @@ class SessionRecorder:
             if self._closed:
                 return
             self._take_writes()
+            if self._closed:  # the held reads' write failed
+                return
             tap = self._tap
             tap.sent(data, now)
             if tap.batching and tap.fast_head is not None:
@@ -212,34 +213,43 @@ class SessionRecorder:
         self._reads = []
         self._read_bytes = 0
         tap = self._tap
-        lines: list[str] = []
-        self._collect = lines
+        parts: list[bytes] = []
+        done = 0
+        run: list[Write] = []
+        for now, at, data in reads:
+            if at > done:
+                tap.received_parts(run, parts)
+                run = []
+                tap.sent_batch(batch[done:at])
+                done = at
+            run.append((now, data))
+        tap.received_parts(run, parts)
+        if done < n:
+            tap.sent_batch(batch[done:])
+        self._write_parts(parts)
+
+    def _write_parts(self, parts: list[bytes]) -> None:
+        """Lines as UTF-8 pieces: one gathering write to a file of ours (its text
+        layer flushed first, so the order holds), one ``write`` to the caller's."""
+        if self._closed or not parts:
+            return
         try:
-            done = 0
-            run: list[Write] = []
-            for now, at, data in reads:
-                if at > done:
-                    if run:
-                        tap.received_many(run)
-                        run = []
-                    tap.sent_batch(batch[done:at])
-                    done = at
-                run.append((now, data))
-            tap.received_many(run)
-            if done < n:
-                tap.sent_batch(batch[done:])
-        finally:
-            self._collect = None
-        if lines:
-            self._write("".join(lines))
+            if not self._opened:
+                self._opened = True
+                self._lines, self._sidecar, self._owned = self._sink.open()
+            lines = self._lines
+            assert lines is not None
+            if self._owned:
+                assert isinstance(lines, io.TextIOWrapper)
+                lines.flush()
+                write_all(lines.buffer, parts)
+            else:
+                lines.write(b"".join(parts).decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
 
     def _write(self, line: str) -> None:
-        """The tap's lines (always called under the lock); gathered while the reads
-        are taken, to be written at once."""
-        collect = self._collect
-        if collect is not None:
-            collect.append(line)
-            return
+        """The tap's lines (always called under the lock)."""
         if self._closed:
             return
         try:
