@@ -157,8 +157,7 @@ class SessionRecorder:
         with self._lock:
             if self._closed:
                 return
-            self._take_writes()
-            if self._closed:  # the held reads' write failed
+            if not self._take_writes():  # writing the held reads failed
                 return
             tap = self._tap
             tap.sent(data, now)
@@ -191,10 +190,11 @@ class SessionRecorder:
             self._take_writes()
             self._flush_audio()
 
-    def _take_writes(self) -> None:
+    def _take_writes(self) -> bool:
         """Under the lock: the writes and reads so far to the tap, in the wire's order
         (each read after the writes that preceded it), the reads' lines written at once.
-        Another thread may append writes meanwhile; only the first ``n`` are taken."""
+        Another thread may append writes meanwhile; only the first ``n`` are taken.
+        False: recording stopped (a write failed)."""
         writes = self.writes
         n = len(writes) if writes else 0
         reads = self._reads
@@ -204,7 +204,7 @@ class SessionRecorder:
                 batch = writes[:n]
                 del writes[:n]
                 self._tap.sent_batch(batch)
-            return
+            return True
         batch = []
         if n:
             assert writes is not None
@@ -226,13 +226,13 @@ class SessionRecorder:
         tap.received_parts(run, parts)
         if done < n:
             tap.sent_batch(batch[done:])
-        self._write_parts(parts)
+        return self._write_parts(parts)
 
-    def _write_parts(self, parts: list[bytes]) -> None:
+    def _write_parts(self, parts: list[bytes]) -> bool:
         """Lines as UTF-8 pieces: one gathering write to a file of ours (its text
         layer flushed first, so the order holds), one ``write`` to the caller's."""
         if self._closed or not parts:
-            return
+            return not self._closed
         try:
             if not self._opened:
                 self._opened = True
@@ -247,6 +247,8 @@ class SessionRecorder:
                 lines.write(b"".join(parts).decode("utf-8"))
         except (OSError, ValueError) as exc:
             self._fail(exc)
+            return False
+        return True
 
     def _write(self, line: str) -> None:
         """The tap's lines (always called under the lock)."""
