@@ -14,8 +14,8 @@ Files: a path ``P`` gets the JSON Lines at ``P`` and the raw audio sidecar at
 sidecar: there is no path to put it next to); it is flushed, never closed (its owner
 closes it). A path's files are opened when the socket's upgrade request is written and
 closed when that socket ends, so nothing leaks past the stream and a crash loses at most
-the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before) and the lines
-file's buffer. A reconnecting stream's later sockets append to the same two files,
+the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before), the server
+reads held (``READ_FLUSH``, 64 KiB) and the lines file's buffer. A reconnecting stream's later sockets append to the same two files,
 each socket its own header line (the format's "several sockets").
 """
 
@@ -110,9 +110,17 @@ class SessionRecorder:
     any other write or received read, and
     at the end, the pending writes go through ``WireTap.sent_batch`` (stamped, counted
     for the audio clock) and the audio is written to the sidecar with one gathering
-    write. A crash loses at most the writes pending and the
-    files' own buffers: 256 KiB of audio (about 8 s of 16 kHz linear16), as before, and 8 KiB
-    of lines.
+    write.
+
+    **Reads** are held too: ``received`` keeps ``(now, how many pending writes came
+    before, bytes)`` under the lock, nothing parsed. The flush (the batch above, any
+    slow-path write, ``READ_FLUSH`` bytes of reads, the end) hands writes and reads to
+    the tap in the wire's order, so each message keeps its audio clock and sidecar
+    place, and writes the reads' lines with one gathering write
+    (``WireTap.received_parts``: a whole ASCII JSON message is spliced as bytes, not
+    decoded and encoded again). A crash loses at most the writes and reads pending and
+    the files' own buffers: 256 KiB of audio (about 8 s of 16 kHz linear16), 64 KiB of
+    server reads and 8 KiB of lines.
     """
 
     #: The most pending writes before a flush (one ``os.writev`` of 1024 pieces).
