@@ -48,13 +48,14 @@ FULL_DURATION = 20.0
 QUICK_DURATION = 3.0
 EMULATOR_MAX_STREAMS = 100
 #: Clients measured at one N only, to keep the full run short: the harness alone.
-BASELINE_STREAMS = {"null": (100, 500)}
+BASELINE_STREAMS = {"null": (100, 500), "null-trio": (100,)}
 LABELS = {
     "asyncio": "dgproto asyncio",
     "trio": "dgproto trio",
     "sync": "dgproto sync (threads)",
     "sdk": "deepgram-sdk 7 async",
     "null": "harness alone (no client)",
+    "null-trio": "trio harness alone (no client): what trio.sleep_until pacing costs",
     "raw": "raw asyncio socket floor (frames + writes only)",
     "websockets": "hand-written websockets 17 client",
 }
@@ -106,7 +107,12 @@ def run(
     raise_fd_limit(4 * max(counts) + 256)
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-    skip = {"sdk": sdk_missing(), "trio": trio_missing(), "websockets": websockets_missing()}
+    skip = {
+        "sdk": sdk_missing(),
+        "trio": trio_missing(),
+        "null-trio": trio_missing(),
+        "websockets": websockets_missing(),
+    }
     plan: list[tuple[int, str]] = [(n, c) for n in counts for c in clients]
     if baselines and not quick:
         plan += [(n, c) for c, ns in BASELINE_STREAMS.items() for n in ns if n in counts]
@@ -132,7 +138,7 @@ def run(
             srv = servers[mode]
             row["loadavg_1m"] = round(os.getloadavg()[0], 2)
             profile = None
-            if profile_dir is not None and client in ("asyncio", "sdk"):
+            if profile_dir is not None:
                 profile = profile_dir / f"e2e-{client}-{n}.prof"
             started = time.monotonic()
             result = run_client(
@@ -218,6 +224,24 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if net_ours > 0:
                 target["net_of_harness"] = round(net_sdk / net_ours, 2)
         found.append(target)
+    trio = _find(rows, "trio", 100)
+    if ours and trio and ours.get("cpu_seconds_per_stream_minute"):
+        ours_cpu = ours["cpu_seconds_per_stream_minute"]
+        trio_cpu = trio.get("cpu_seconds_per_stream_minute") or 0.0
+        found_trio: dict[str, Any] = {
+            "name": "e2e N=100: dgproto trio CPU per stream / dgproto asyncio's",
+            "measured": round(trio_cpu / ours_cpu, 2),
+            "target": "<= 1.3x, real time held",
+            "met": trio_cpu / ours_cpu <= 1.3 and bool(trio.get("realtime_sustained")),
+        }
+        # Each runtime's harness (its own sleep per frame) subtracted: the adapters alone.
+        null_trio = _find(rows, "null-trio", 100)
+        if null and null_trio:
+            net_ours = ours_cpu - null["cpu_seconds_per_stream_minute"]
+            net_trio = trio_cpu - null_trio["cpu_seconds_per_stream_minute"]
+            if net_ours > 0:
+                found_trio["net_of_each_harness"] = round(net_trio / net_ours, 2)
+        found.append(found_trio)
     floor = _find(rows, "raw", 100)
     if ours and floor and floor.get("cpu_seconds_per_stream_minute"):
         ratio = ours["cpu_seconds_per_stream_minute"] / floor["cpu_seconds_per_stream_minute"]

@@ -77,7 +77,7 @@ SEND_LAG_P99 = 0.2
 #: A stream this far behind its schedule stops the run: the client cannot keep real time,
 #: and letting it catch up would only stretch the run (CPU is still per audio sent).
 GIVE_UP_LAG = 5.0
-CLIENTS = ("asyncio", "trio", "sync", "sdk", "null", "raw", "websockets")
+CLIENTS = ("asyncio", "trio", "sync", "sdk", "null", "null-trio", "raw", "websockets")
 QUERY = "model=nova-3&encoding=linear16&sample_rate=16000&interim_results=true"
 CLOSE_STREAM = '{"type":"CloseStream"}'
 MiB = 1024 * 1024
@@ -456,7 +456,21 @@ async def run_asyncio_family(
 # --------------------------------------------------------------------------- trio
 
 
-async def run_trio(url: str, streams: int, duration: float, window: Window) -> Recorder:
+class NullTrioStream:
+    """``null-trio``: a stream that sends and closes nothing."""
+
+    async def send_audio(self, chunk: bytes) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def run_trio(
+    url: str, streams: int, duration: float, window: Window, null: bool = False
+) -> Recorder:
+    """dgproto's trio adapter; with ``null``, the trio harness alone (no library, no
+    socket: the pacing loop, to show what trio's own sleeping costs)."""
     import trio
 
     from dgproto import LiveOptions, Results
@@ -493,15 +507,19 @@ async def run_trio(url: str, streams: int, duration: float, window: Window) -> R
         opened = sent_all = False
         try:
             async with contextlib.AsyncExitStack() as stack:
-                async with gate:
-                    stream = await stack.enter_async_context(
-                        connect(options, url=url, api_key=API_KEY)
-                    )
+                if null:
+                    stream = NullTrioStream()
+                else:
+                    async with gate:
+                        stream = await stack.enter_async_context(
+                            connect(options, url=url, api_key=API_KEY)
+                        )
                 recorder.opened += 1
                 opened = True
                 settle()
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(consume, stream)
+                    if not null:
+                        nursery.start_soon(consume, stream)
                     await go.wait()
                     start = start_at[0] + index * FRAME_SECONDS / streams
                     target = start
@@ -925,7 +943,7 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
         impl = RawSocket(args.url)
     elif client == "websockets":
         impl = HandWrittenWebsockets(args.url)
-    elif client == "trio":
+    elif client in ("trio", "null-trio"):
         import trio  # noqa: F401
 
         import dgproto.transports.trio
@@ -937,10 +955,11 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
     def go() -> Recorder:
         if impl is not None:
             return asyncio.run(run_asyncio_family(impl, args.streams, args.duration, window))
-        if client == "trio":
+        if client in ("trio", "null-trio"):
             import trio
 
-            return trio.run(run_trio, args.url, args.streams, args.duration, window)
+            null = client == "null-trio"
+            return trio.run(run_trio, args.url, args.streams, args.duration, window, null)
         return run_sync(args.url, args.streams, args.duration, window)
 
     recorder = _profiled(args.profile, go)

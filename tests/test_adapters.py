@@ -28,6 +28,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
 from dgproto._config import Config
+from dgproto._connection import ListenConnection
 from dgproto._errors import ConnectionClosedError, HandshakeError
 from dgproto._events import (
     Closed,
@@ -957,6 +958,62 @@ def test_trio_keepalive_runs_on_trio_time(server: ThreadedEmulatorServer) -> Non
             await stream.abort()
 
     d.run(scenario)
+
+
+class _SlowSocket:
+    """A trio socket stand-in taking ``step`` bytes per send, blocking while ``held``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.wire = bytearray()
+        self.held = True
+        self.released = trio.Event()
+
+    async def send(self, data: bytes) -> int:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.wire and self.held:
+            await self.released.wait()  # cancellable: nothing of this call sent yet
+        self.wire += data[: self.step]
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return min(self.step, len(data))
+
+
+def _open_listen_core() -> tuple[ListenConnection, WSConnection]:
+    conn = ListenConnection(options=OPTIONS, auth=Auth.token("k"), host="h", config=FAST)
+    server = WSConnection(ConnectionType.SERVER)
+    conn.connect(now=0.0)
+    server.receive_data(conn.data_to_send())
+    assert isinstance(next(server.events()), Request)
+    conn.receive_data(server.send(AcceptConnection()), now=0.0)
+    assert isinstance(conn.next_event(), Connected)
+    return conn, server
+
+
+def test_trio_cancelled_send_finishes_the_frame_and_stays_usable() -> None:
+    """A write cancelled midway: Cancelled propagates, the sender writes the frame's
+    rest (never half a frame on the wire) and the next send follows it."""
+    conn, server = _open_listen_core()
+
+    async def main() -> None:
+        slow = _SlowSocket(step=100)
+        stream = trio_adapter.ListenStream(conn, trio.testing.MemorySendStream())  # type: ignore[arg-type]
+        stream._socket = slow  # type: ignore[assignment]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream._send_loop)
+            with trio.move_on_after(0.1) as scope:
+                await stream.send_audio(b"\1" * 640)
+            assert scope.cancelled_caught  # trio's own cancellation
+            assert 0 < len(slow.wire) < 640  # cut midway...
+            slow.held = False
+            slow.released.set()
+            await stream.send_audio(b"\2" * 320)  # ... and the stream stays usable
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        server.receive_data(bytes(slow.wire))
+        payloads = [bytes(event.data) for event in server.events()]
+        assert payloads == [b"\1" * 640, b"\2" * 320]
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 # --------------------------------------------------------------------------- _common

@@ -92,6 +92,7 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, conn: StreamConnection, *, started: float) -> None:
         self.conn = conn
         self.loop = asyncio.get_running_loop()
+        self.time = self.loop.time  # bound once: read for every audio frame
         self.buffer = EventBuffer()
         self.trace = WireTrace(logger)
         #: Pulsed (set, then cleared) whenever the buffer or the state changed.
@@ -99,6 +100,8 @@ class _Protocol(asyncio.Protocol):
         #: Clear while the transport asks us to stop writing.
         self.writable = asyncio.Event()
         self.writable.set()
+        #: ``writable``, as a plain attribute for the audio hot path.
+        self.paused = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self.error: BaseException | None = None
         self.transport: asyncio.Transport | None = None
@@ -134,13 +137,16 @@ class _Protocol(asyncio.Protocol):
         self.conn.receive_eof(now=self.loop.time())  # a no-op once Closed
         self.transmit()
         self._cancel_timer()
+        self.paused = False
         self.writable.set()  # release senders: they will see the Closed
         self.lost.set_result(None)  # asyncio calls this once; waiters shield the future
 
     def pause_writing(self) -> None:
+        self.paused = True
         self.writable.clear()
 
     def resume_writing(self) -> None:
+        self.paused = False
         self.writable.set()
 
     # -- the pump
@@ -154,6 +160,7 @@ class _Protocol(asyncio.Protocol):
             self._close_transport()
             # A sender parked on a full buffer must see the Closed now: a dead peer
             # never drains the buffer, so resume_writing would never come.
+            self.paused = False
             self.writable.set()
         else:
             self._arm_timer()
@@ -301,11 +308,11 @@ class _Stream(_Paced, StreamState[C]):
         """
         protocol = self._protocol
         conn = self._conn
-        if conn.closed is not None or not protocol.writable.is_set():
+        if protocol.paused or conn.closed is not None:
             check_sendable(conn)
             await protocol.writable.wait()
             check_sendable(conn)
-        conn.send_audio(chunk, now=protocol.loop.time())
+        conn.send_audio(chunk, now=protocol.time())
         protocol.write_out()
 
     async def close(self) -> Closed:

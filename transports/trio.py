@@ -1,19 +1,26 @@
 """The trio adapter: ``async with connect(...) as stream``.
 
 The ``connect`` context manager owns a nursery with two tasks that live exactly as long
-as the block:
+as the block. Every write holds one ``trio.StrictFIFOLock`` and takes the core's
+``data_to_send()`` under it, so bytes leave in the core's order and a KeepAlive can never
+interleave with an audio frame:
 
-* the **sender** is the only task that writes to the socket. It drains
-  ``data_to_send()`` and ``send_all``\\ s it, so bytes leave in the core's order and a
-  KeepAlive can never interleave with an audio frame. App calls queue their frame in
-  the core and wait until the sender has handed it to the socket: that wait is the
-  backpressure, and cancelling it never leaves half a frame on the wire (the frame is
-  sent anyway; the stream stays usable).
+* on plain TCP the **app's task writes** its own audio and commands: ``send_audio``
+  queues the frame in the core and writes it from the caller, with no hand-off to
+  another task. Returning means the frame is on the socket: that is the backpressure.
+  Each socket send is cancellable only before it sent anything, so a cancelled write
+  leaves its rest to the sender: the frame goes out whole and the stream stays usable.
+* the **sender** writes what the app does not: KeepAlive and other timer-driven bytes,
+  pongs, the close frame, ``post()``, a cancelled write's rest, and (on TLS, whose
+  writes cannot be resumed midway) everything, while the app waits for its frame.
 * the **reader** feeds received bytes to the core and runs the core's timer: it waits
-  in a cancel scope whose deadline is ``get_timer()``, re-aimed whenever an app call
-  moves the deadline. Clock: ``trio.current_time()``, so ``trio.testing.MockClock``
-  drives every timeout. When the ``EventBuffer`` is full (policy in ``_common``) it
-  stops reading but keeps the timer, so KeepAlive still goes out.
+  in a cancel scope whose deadline is ``get_timer()``. Audio only moves the KeepAlive
+  later, so ``send_audio`` leaves the deadline alone (the reader wakes early once, finds
+  nothing due and re-aims); other commands re-aim it when it changed. Clock:
+  ``trio.current_time()``, so ``trio.testing.MockClock`` drives every timeout. When
+  the ``EventBuffer`` is full (policy in ``_common``) it stops reading but keeps the
+  timer, so KeepAlive still goes out. The iterating task is woken only when events
+  arrived.
 
 Cancellation is trio's own: cancel scopes around ``connect`` or any call work, and
 ``Cancelled`` always propagates. Exceptions from inside the block come out as
@@ -126,19 +133,28 @@ class _Paced:
 
 
 class _Stream(_Paced, StreamState[C]):
-    """What every trio stream does, whatever the endpoint: the two tasks' pump, audio,
-    close, abort, iteration and the state attributes. ``ListenStream`` and
-    ``FluxStream`` add their endpoint's commands."""
+    """What every trio stream does, whatever the endpoint: the pump (the app's writes,
+    the sender and the reader), audio, close, abort, iteration and the state attributes.
+    ``ListenStream`` and ``FluxStream`` add their endpoint's commands."""
 
     def __init__(self, conn: C, transport: trio.abc.Stream) -> None:
         super().__init__(conn)
         self._transport = transport
+        #: A plain TCP stream's socket: the app's task writes to it directly (see the
+        #: module docs). ``None`` for TLS, whose writes the sender task makes.
+        self._socket = transport.socket if isinstance(transport, trio.SocketStream) else None
         self._buffer = EventBuffer()
         self._trace = WireTrace(logger)
         self._changed = trio.Event()  # replaced on every pulse
         self._wakeup = trio.Event()  # wakes the sender
         self._sender_done = trio.Event()
+        #: Every write (the app's and the sender's) holds it: bytes leave in the core's order.
+        self._send_lock = trio.StrictFIFOLock()
+        #: Bytes taken from the core but not yet on the socket (a write was cancelled
+        #: midway): whoever holds the lock next writes them first.
+        self._pending = b""
         self._read_scope: trio.CancelScope | None = None
+        self._reader_parked = False  # the reader waits for the app to take events
         self._queued = 0  # app commands queued in the core so far
         self._written = 0  # of those, how many the sender has written
         self._error: BaseException | None = None
@@ -146,17 +162,21 @@ class _Stream(_Paced, StreamState[C]):
     # -- the pump, split between the tasks
 
     def _after(self) -> None:
-        """After every core call: hand events over, wake the sender, re-aim the timer."""
+        """After a core call other than ``send_audio``: hand events over, wake the
+        sender (a timer or a pong may have queued bytes), re-aim the reader's timer."""
         conn = self._conn
-        self._buffer.collect(conn, self._trace)
+        moved = self._buffer.collect(conn, self._trace)
         self._wakeup.set()
         scope = self._read_scope
         if scope is not None:
             if conn.should_close_transport:
                 scope.cancel()
             else:
-                scope.deadline = _deadline(conn.get_timer())
-        self._pulse()
+                deadline = _deadline(conn.get_timer())
+                if deadline != scope.deadline:
+                    scope.deadline = deadline
+        if moved:
+            self._pulse()
 
     def _pulse(self) -> None:
         self._changed.set()
@@ -175,31 +195,83 @@ class _Stream(_Paced, StreamState[C]):
                 check_sendable(self._conn)
             await self._changed.wait()
 
+    async def _flush(self, number: int) -> None:
+        """Write app command ``number``'s bytes (and anything queued before them).
+
+        On plain TCP the calling task writes, under the lock the sender shares: no
+        hand-off, no wake-up. A write cancelled midway leaves its rest in ``_pending``
+        for the sender, so the frame still goes out whole and the stream stays usable.
+        TLS cannot be resumed midway, so there the sender writes and the app waits.
+        """
+        sock = self._socket
+        if sock is None:
+            self._wakeup.set()
+            await self._written_through(number)
+            return
+        lock = self._send_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            if not await self._write_locked(sock):
+                await trio.lowlevel.checkpoint()
+        except trio.Cancelled:
+            if self._pending:
+                self._wakeup.set()  # the sender finishes the frame
+            raise
+        except (OSError, *_TRANSPORT_ERRORS) as exc:
+            self._pending = b""
+            self._lost(exc)
+        finally:
+            lock.release()
+        check_sendable(self._conn)  # a write that failed ended the stream
+
+    async def _write_locked(self, sock: Any) -> bool:
+        """Write ``_pending``, then what the core queued; the lock is held. True if any."""
+        data = self._conn.data_to_send()
+        if data:
+            self._trace.sent(data)
+            self._pending = self._pending + data if self._pending else data
+        elif not self._pending:
+            return False
+        if sock is None:
+            data, self._pending = self._pending, b""
+            await self._transport.send_all(data)  # only the sender: never cancelled midway
+            return True
+        while self._pending:
+            # One socket send is cancellable only before it sent anything.
+            sent = await sock.send(self._pending)
+            self._pending = self._pending[sent:]
+        return True
+
     def _lost(self, exc: BaseException) -> None:
         self._error = self._error or _os_error(exc) or exc
         self._conn.receive_eof(now=trio.current_time())  # a no-op once Closed
         self._after()
+        self._pulse()
 
     async def _send_loop(self) -> None:
+        """Writes what the reader's side queues (KeepAlive, pongs, the close frame), what
+        ``post()`` and ``close()`` queue, a cancelled write's rest, and on TLS everything."""
         conn = self._conn
+        lock = self._send_lock
         try:
             while True:
-                data = conn.data_to_send()
-                if data:
-                    number = self._queued
-                    self._trace.sent(data)
-                    await self._transport.send_all(data)
+                number = self._queued
+                async with lock:
+                    wrote = await self._write_locked(self._socket)
+                if self._written != number:
                     self._written = number
                     self._pulse()
-                elif conn.should_close_transport:
+                if wrote:
+                    continue
+                if conn.should_close_transport:
                     return
-                else:
-                    if self._written != self._queued:  # commands that queued no bytes
-                        self._written = self._queued
-                        self._pulse()
-                    await self._wakeup.wait()
-                    self._wakeup = trio.Event()
-        except _TRANSPORT_ERRORS as exc:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+        except (OSError, *_TRANSPORT_ERRORS) as exc:
+            self._pending = b""
             self._lost(exc)
         finally:
             self._sender_done.set()
@@ -215,13 +287,19 @@ class _Stream(_Paced, StreamState[C]):
                     if self._buffer.reading_allowed():
                         data = await self._transport.receive_some(READ_SIZE)
                     else:
-                        await self._changed.wait()  # for the app to take events
+                        self._reader_parked = True
+                        try:
+                            await self._changed.wait()  # for the app to take events
+                        finally:
+                            self._reader_parked = False
                 self._read_scope = None
                 now = trio.current_time()
                 if data is not None:
                     self._trace.received(data)
                     conn.receive_data(data, now=now)  # b"" is EOF
                 at = conn.get_timer()
+                # send_audio moves the KeepAlive later without re-aiming the scope, so
+                # the scope may end early: then nothing is due and the loop re-aims.
                 if at is not None and now >= at:
                     conn.handle_timer(now=now)
                 self._after()
@@ -245,6 +323,7 @@ class _Stream(_Paced, StreamState[C]):
         """Synchronous, so it works in a cancelled scope: the tasks finish the job."""
         self._conn.abort(now=trio.current_time())
         self._after()
+        self._pulse()
 
     # -- the app's side
 
@@ -254,9 +333,17 @@ class _Stream(_Paced, StreamState[C]):
         Returns once the frame is written to the socket, so a slow network slows the
         caller. Raises ``ConnectionClosedError`` once the stream is closed.
         """
-        check_sendable(self._conn)
-        self._conn.send_audio(chunk, now=trio.current_time())
-        await self._written_through(self._queue())
+        conn = self._conn
+        check_sendable(conn)
+        # Audio makes no event and only moves the KeepAlive later (see _read_loop), so
+        # the pump has nothing to do but write.
+        conn.send_audio(chunk, now=trio.current_time())
+        self._queued += 1
+        await self._flush(self._queued)
+
+    async def _command(self) -> None:
+        """After an app command other than audio: the pump, then write it."""
+        await self._flush(self._queue())
 
     async def close(self) -> Closed:
         """Send CloseStream and wait for ``Closed``; every event before it stays queued.
@@ -271,6 +358,7 @@ class _Stream(_Paced, StreamState[C]):
         self._buffer.lift()
         try:
             self._queue()
+            self._pulse()  # a reader parked on a full buffer may read again
             while self._buffer.closed is None:
                 await self._changed.wait()
             await trio.lowlevel.checkpoint()
@@ -309,7 +397,8 @@ class _Stream(_Paced, StreamState[C]):
         while True:
             event = buffer.pop()
             if event is not None:
-                self._pulse()  # the reader may be waiting for room
+                if self._reader_parked:  # it waits for room
+                    self._pulse()
                 await trio.lowlevel.checkpoint()
                 return event
             if buffer.finished:
@@ -330,7 +419,7 @@ class ListenStream(_Stream[ListenConnection], ListenMetadata):
         ``Config.keepalive_interval`` by itself."""
         check_sendable(self._conn)
         self._conn.send_keepalive(now=trio.current_time())
-        await self._written_through(self._queue())
+        await self._command()
 
     async def configure(
         self, keyterms: Sequence[str] | None = None, features: Mapping[str, Any] | None = None
@@ -338,7 +427,7 @@ class ListenStream(_Stream[ListenConnection], ListenMetadata):
         """Send a ``Configure`` message; the reply arrives as an event."""
         check_sendable(self._conn)
         self._conn.configure(keyterms, features, now=trio.current_time())
-        await self._written_through(self._queue())
+        await self._command()
 
     async def finalize(self, channel: int | None = None) -> FinalizeComplete:
         """Flush Deepgram's buffered audio and wait for this call's ``FinalizeComplete``.
@@ -355,6 +444,7 @@ class ListenStream(_Stream[ListenConnection], ListenMetadata):
         self._buffer.lift()
         try:
             self._queue()
+            self._pulse()  # a reader parked on a full buffer may read again
             while slot.result is None:
                 await self._changed.wait()
             await trio.lowlevel.checkpoint()
@@ -394,13 +484,13 @@ class FluxStream(_Stream[FluxConnection], FluxState):
         check_sendable(self._conn)
         now = trio.current_time()
         self._conn.configure(thresholds, keyterms, language_hints, numerals, now=now)
-        await self._written_through(self._queue())
+        await self._command()
 
     async def force_end_turn(self) -> None:
         """End the current turn now: an ``EndOfTurn`` (``trigger="manual"``) follows."""
         check_sendable(self._conn)
         self._conn.force_end_turn(now=trio.current_time())
-        await self._written_through(self._queue())
+        await self._command()
 
 
 def _os_error(exc: BaseException) -> OSError | None:
