@@ -15,8 +15,9 @@ sidecar: there is no path to put it next to); it is flushed, never closed (its o
 closes it). A path's files are opened when the socket's upgrade request is written and
 closed when that socket ends, so nothing leaks past the stream and a crash loses at most
 the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before), the server
-reads held (``READ_FLUSH``, 64 KiB) and the lines file's buffer. A reconnecting stream's later sockets append to the same two files,
-each socket its own header line (the format's "several sockets").
+reads held (``READ_FLUSH``, 64 KiB) and the lines file's buffer. A reconnecting
+stream's later sockets append to the same two files, each socket its own header line
+(the format's "several sockets").
 """
 
 from __future__ import annotations
