@@ -51,6 +51,7 @@ EMULATOR_MAX_STREAMS = 100
 BASELINE_STREAMS = {"null": (100, 500), "null-trio": (100,)}
 LABELS = {
     "asyncio": "dgproto asyncio",
+    "asyncio-record": "dgproto asyncio with record= (a file + audio sidecar per stream)",
     "trio": "dgproto trio",
     "sync": "dgproto sync (threads)",
     "sdk": "deepgram-sdk 7 async",

@@ -46,6 +46,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import threading
 import time
 import traceback
@@ -77,7 +78,17 @@ SEND_LAG_P99 = 0.2
 #: A stream this far behind its schedule stops the run: the client cannot keep real time,
 #: and letting it catch up would only stretch the run (CPU is still per audio sent).
 GIVE_UP_LAG = 5.0
-CLIENTS = ("asyncio", "trio", "sync", "sdk", "null", "null-trio", "raw", "websockets")
+CLIENTS = (
+    "asyncio",
+    "asyncio-record",
+    "trio",
+    "sync",
+    "sdk",
+    "null",
+    "null-trio",
+    "raw",
+    "websockets",
+)
 QUERY = "model=nova-3&encoding=linear16&sample_rate=16000&interim_results=true"
 CLOSE_STREAM = '{"type":"CloseStream"}'
 MiB = 1024 * 1024
@@ -177,6 +188,26 @@ class DgprotoAsyncio(AsyncClient):
 
     async def close(self, handle: Any) -> None:
         await handle.close()
+
+
+class DgprotoAsyncioRecording(DgprotoAsyncio):
+    """The asyncio adapter with ``record=`` a file per stream (issue 15: what recording
+    costs on the whole path, audio sidecar and server lines included)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        import atexit
+        import shutil
+        import tempfile
+
+        self._folder = tempfile.mkdtemp(prefix="dgproto-bench-record-")
+        atexit.register(shutil.rmtree, self._folder, True)
+        self._count = 0
+
+    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        self._count += 1
+        path = os.path.join(self._folder, f"stream-{self._count}.jsonl")
+        return self._connect(self._options, url=self.url, api_key=API_KEY, record=path)
 
 
 class OfficialSdk(AsyncClient):
@@ -935,6 +966,8 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
     impl: AsyncClient | None = None
     if client == "asyncio":
         impl = DgprotoAsyncio(args.url)
+    elif client == "asyncio-record":
+        impl = DgprotoAsyncioRecording(args.url)
     elif client == "sdk":
         impl = OfficialSdk(args.url)
     elif client == "null":

@@ -348,6 +348,18 @@ class Recorder:
             return f"{head}{_JSON_MARK}{text}}}\n"  # spliced: escaping cost more than all else
         return f'{head},"kind":"text","text":{_quote(text)}}}\n'
 
+    def spliced_head(
+        self, direction: Direction, audio: float | None, sidecar: int | None = None
+    ) -> tuple[str, float]:
+        """``(format, start)``: ``format % (now - start)`` + the message + ``}`` and a
+        newline is what ``text`` makes of a spliceable message at this audio clock and
+        sidecar place, so a run of messages between two writes pays the rest once."""
+        start = self._start if self._start is not None else 0.0
+        audio_part = "null" if audio is None else "%.6f" % audio  # noqa: UP031
+        place = "" if sidecar is None else f',"sidecar":{sidecar}'
+        fixed = f'"audio":{audio_part},"dir":"{direction}"{place}{_JSON_MARK}'
+        return _AUDIO_HEAD + "%.6f," + fixed.replace("%", "%%"), start
+
     def frame(
         self,
         direction: Direction,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dgproto._recording import read_recordings
+from dgproto._recording import Recorder, read_recordings
 from dgproto._wiretap import WireTap
 from dgproto.transports import _record
 from dgproto.transports._common import WireTrace
@@ -119,7 +119,7 @@ def test_the_sidecar_is_written_per_batch_and_at_close(tmp_path: Path) -> None:
     assert audio[-1] == pytest.approx((BATCH_640 + 2) * 640 / 32000)
 
 
-def test_the_trace_takes_the_hot_path_and_a_read_takes_the_pending_writes(
+def test_the_trace_takes_the_hot_path_and_a_read_is_recorded_after_the_pending_writes(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "t.jsonl"
@@ -136,8 +136,9 @@ def test_the_trace_takes_the_hot_path_and_a_read_takes_the_pending_writes(
         trace.sent(frame)
     assert recorder.writes is not None
     assert len(recorder.writes) == 9
-    trace.received(_frame(1, b'{"type":"Results"}'))  # the pending writes go first
-    assert recorder.writes == []
+    trace.received(_frame(1, b'{"type":"Results"}'))  # held, after the 9 pending writes
+    assert recorder.writes is not None
+    assert len(recorder.writes) == 9
     trace.close_recording()
     (recording,) = load_recordings(path)
     kinds = [(f.direction, f.kind, f.audio) for f in recording.frames]
@@ -229,3 +230,181 @@ def test_sent_batch_takes_nothing_it_cannot_place() -> None:
     unseen.sent_batch([(0.1, _audio(640, 1))])
     unseen.sent_batch([])
     assert unseen.take_audio() == b""
+
+
+# ------------------------------------------------------------- held reads (received)
+
+#: Reads of every shape: the spliced usual one, the ones ``received_parts`` must leave
+#: to ``received`` (non-ASCII, bad UTF-8, a newline inside, not an object, a ping, a
+#: close, two frames in one read), and a 699-byte-class frame split across reads,
+#: inside its 4-byte header and inside its payload.
+_BIG = b'{"type":"Results","words":"' + b"w" * 300 + b'"}'
+READS = [
+    _frame(1, b'{"type":"Results","n":1}'),
+    _frame(1, '{"type":"Results","t":"caf\u00e9"}'.encode()),
+    _frame(1, b'{"type":"Results","bad":"\xff"}'),
+    _frame(1, b'{"type":"Results",\n"n":2}'),
+    _frame(1, b'{"type":"Results",\r"n":2}'),
+    _frame(1, b'"just a string"'),
+    _frame(9, b"ping"),
+    _frame(1, b'{"n":3}') + _frame(1, b'{"n":4}'),
+    _frame(1, _BIG)[:1],
+    _frame(1, _BIG)[1:3],
+    _frame(1, _BIG)[3:200],
+    _frame(1, _BIG)[200:],
+    _frame(1, _BIG),
+    _frame(1, b'{"w":"' + b"w" * 70000 + b'"}'),  # a 64-bit length: left to received()
+    _frame(8, b"\x03\xe8bye"),
+]
+
+
+def _tap_past_handshake(lines: list[str]) -> WireTap:
+    tap = WireTap(lines.append, sidecar="r.audio")
+    tap.sent(REQUEST, 0.0)
+    tap.received(ACCEPT, 0.0)
+    tap.sent(_audio(640, 1), 0.01)
+    return tap
+
+
+def test_received_parts_makes_the_lines_received_makes() -> None:
+    want: list[str] = []
+    tap = _tap_past_handshake(want)
+    got_lines: list[str] = []
+    batched = _tap_past_handshake(got_lines)
+    for n, data in enumerate(READS):
+        tap.received(data, 0.5 + n / 1000)
+    parts: list[bytes] = []
+    batched.received_parts([(0.5 + n / 1000, data) for n, data in enumerate(READS)], parts)
+    assert got_lines == want[:3]  # only the handshake and request: the reads went to parts
+    got = b"".join(parts).decode("utf-8")
+    assert got == "".join(want[3:])
+    assert got.count("\n") == 13  # 15 reads: the split frame once, two frames in one read
+    assert '"json":{"type":"Results","n":1}}\n' in got  # spliced, not quoted
+
+
+def _recorder(path: Path) -> SessionRecorder:
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(REQUEST, 0.0)
+    recorder.received(ACCEPT, 0.0)
+    return recorder
+
+
+def test_held_reads_keep_their_place_between_the_writes(tmp_path: Path) -> None:
+    """Each read is recorded after exactly the audio written before it, whether it is
+    held across batches, split across reads or arrives between slow-path writes."""
+    path = tmp_path / "o.jsonl"
+    recorder = _recorder(path)
+    want: list[str] = []
+    reference = WireTap(want.append, sidecar="o.jsonl.audio")
+    reference.sent(REQUEST, 0.0)
+    reference.received(ACCEPT, 0.0)
+    steps: list[tuple[str, bytes]] = []
+    reads = iter(READS * 3)
+    for n in range(2 * BATCH_640 + 50):
+        steps.append(("sent", _audio(640, n)))
+        if n % 7 == 0:
+            steps.append(("received", next(reads, _frame(1, b'{"n":%d}' % n))))
+        if n == 400:
+            steps.append(("sent", _frame(1, b'{"type":"KeepAlive"}', mask=b"kkkk")))
+    for step, (direction, data) in enumerate(steps):
+        getattr(recorder, direction)(data, 1.0 + step / 1000)
+        getattr(reference, direction)(data, 1.0 + step / 1000)
+    assert recorder._reads  # some reads are still held
+    recorder.close(9.0)
+    assert path.read_text().split("\n")[1:] == "".join(want).split("\n")[1:]
+    (recording,) = load_recordings(path)
+    recv = [f for f in recording.frames if f.direction == "recv"]
+    assert len(recv) == "".join(want).count('"dir":"recv"') > 100
+    clocks = [f.audio for f in recording.frames]
+    assert clocks == sorted(clocks)
+
+
+def test_held_reads_are_written_at_close_and_past_read_flush(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    recorder = _recorder(path)
+    message = _frame(1, _BIG)
+    recorder.received(message, 0.5)
+    recorder.flush()  # a flush writes the held reads even without pending audio
+    assert path.read_text().count('"dir":"recv"') == 1
+    held = -(-_record.READ_FLUSH // len(message))  # the reads that reach READ_FLUSH bytes
+    for _ in range(held - 1):
+        recorder.received(message, 0.6)
+    assert recorder._reads  # held: below READ_FLUSH bytes
+    recorder.received(message, 0.6)  # READ_FLUSH reached: written now
+    assert recorder._reads == []
+    count = 1 + held
+    assert path.read_text().count('"dir":"recv"') == count
+    recorder.received(message, 0.7)
+    recorder.close(0.8)  # the rest at close
+    assert path.read_text().count('"dir":"recv"') == count + 1
+    recorder.received(message, 0.9)  # after close: nothing
+    assert recorder._reads == []
+
+
+def test_the_trace_holds_a_read_until_the_stream_ends_even_by_an_exception(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "e.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    trace = WireTrace(logging.getLogger("dgproto.test"))
+    trace.record(sink.session(), lambda: 1.0)
+
+    def session() -> None:
+        try:
+            trace.sent(REQUEST)
+            trace.received(ACCEPT + _frame(1, b'{"type":"Results"}'))
+            raise RuntimeError("the app failed")
+        finally:
+            trace.close_recording()  # what every adapter does on the way out
+
+    with pytest.raises(RuntimeError):
+        session()
+    (recording,) = load_recordings(path)
+    assert recording.response is not None
+    assert [f.kind for f in recording.frames] == ["text"]
+
+
+def test_a_failed_write_of_held_reads_stops_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = _recorder(tmp_path / "w.jsonl")
+
+    def full(file: object, parts: object) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_record, "write_all", full)
+    with caplog.at_level(logging.WARNING, "dgproto.transports"):
+        recorder.sent(_audio(640, 1), 0.1)  # the held 101 goes first, and fails
+    assert "recording stopped: disk full" in caplog.text
+    assert recorder.writes is None  # the hot path is not armed after the failure
+    recorder.received(_frame(1, b"{}"), 0.2)
+    assert recorder._reads == []
+    recorder.close(0.3)
+
+
+def test_held_reads_to_a_file_object_are_written_as_text() -> None:
+    out = io.StringIO()
+    sink = record_sink(out)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(REQUEST, 0.0)
+    recorder.received(ACCEPT, 0.0)
+    recorder.received(_frame(1, '{"t":"caf\u00e9"}'.encode()), 0.1)
+    recorder.received(_frame(1, b'{"n":1}'), 0.2)
+    recorder.close(0.3)
+    (recording,) = read_recordings(out.getvalue().split("\n"))
+    assert [f.text for f in recording.frames] == ['{"t":"caf\u00e9"}', '{"n":1}']
+
+
+@pytest.mark.parametrize(("audio", "sidecar"), [(None, None), (1.25, None), (None, 7), (0.5, 1234)])
+def test_spliced_head_is_what_text_makes(audio: float | None, sidecar: int | None) -> None:
+    recorder = Recorder()
+    fmt, start = recorder.spliced_head("recv", audio, sidecar)
+    assert start == 0.0  # nothing recorded yet: t counts from 0
+    recorder.request(method="GET", target="/v1/listen", headers=[], now=2.0)
+    fmt, start = recorder.spliced_head("recv", audio, sidecar)
+    line = fmt % (2.5 - start) + '{"n":1}}\n'
+    assert line == recorder.text("recv", b'{"n":1}', 2.5, audio, sidecar)

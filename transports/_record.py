@@ -14,9 +14,10 @@ Files: a path ``P`` gets the JSON Lines at ``P`` and the raw audio sidecar at
 sidecar: there is no path to put it next to); it is flushed, never closed (its owner
 closes it). A path's files are opened when the socket's upgrade request is written and
 closed when that socket ends, so nothing leaks past the stream and a crash loses at most
-the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before) and the lines
-file's buffer. A reconnecting stream's later sockets append to the same two files,
-each socket its own header line (the format's "several sockets").
+the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before), the server
+reads held (``READ_FLUSH``, 64 KiB) and the lines file's buffer. A reconnecting
+stream's later sockets append to the same two files, each socket its own header line
+(the format's "several sockets").
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from typing import IO
 
 from dgproto._recording import Recording, RecordingError, read_recordings
 from dgproto._wiretap import AUDIO_FLUSH, WireTap, Write
+
+#: Bytes of the client's reads held before their lines are made and written.
+READ_FLUSH = 64 * 1024
 
 __all__ = [
     "SIDECAR_SUFFIX",
@@ -107,9 +111,17 @@ class SessionRecorder:
     any other write or received read, and
     at the end, the pending writes go through ``WireTap.sent_batch`` (stamped, counted
     for the audio clock) and the audio is written to the sidecar with one gathering
-    write. A crash loses at most the writes pending and the
-    files' own buffers: 256 KiB of audio (about 8 s of 16 kHz linear16), as before, and 8 KiB
-    of lines.
+    write.
+
+    **Reads** are held too: ``received`` keeps ``(now, how many pending writes came
+    before, bytes)`` under the lock, nothing parsed. The flush (the batch above, any
+    slow-path write, ``READ_FLUSH`` bytes of reads, the end) hands writes and reads to
+    the tap in the wire's order, so each message keeps its audio clock and sidecar
+    place, and writes the reads' lines with one gathering write
+    (``WireTap.received_parts``: a whole ASCII JSON message is spliced as bytes, not
+    decoded and encoded again). A crash loses at most the writes and reads pending and
+    the files' own buffers: 256 KiB of audio (about 8 s of 16 kHz linear16), 64 KiB of
+    server reads and 8 KiB of lines.
     """
 
     #: The most pending writes before a flush (one ``os.writev`` of 1024 pieces).
@@ -131,6 +143,10 @@ class SessionRecorder:
         self.size = -1
         #: pending writes that trigger a flush: ``AUDIO_FLUSH`` bytes of frames of ``size``
         self.batch = self.MAX_BATCH
+        #: the client's reads not yet handed to the tap: ``(now, how many of ``writes``
+        #: came before, bytes)``; ``READ_FLUSH`` bytes of them trigger a flush
+        self._reads: list[tuple[float, int, bytes]] = []
+        self._read_bytes = 0
         self._tap = WireTap(
             self._write,
             secrets=secrets,
@@ -150,7 +166,8 @@ class SessionRecorder:
         with self._lock:
             if self._closed:
                 return
-            self._take_writes()
+            if not self._take_writes():  # writing the held reads failed
+                return
             tap = self._tap
             tap.sent(data, now)
             if tap.batching and tap.fast_head is not None:
@@ -162,14 +179,17 @@ class SessionRecorder:
                 self.size = -1  # nothing takes the hot path until the tap says so again
 
     def received(self, data: bytes | bytearray, now: float) -> None:
-        """Bytes the client read, in order (the pending writes are taken first, so the
-        message's audio clock and place in the sidecar are the wire's)."""
+        """Bytes the client read, in order: kept as ``(now, pending writes before them,
+        bytes)`` and recorded at the next flush, after exactly those writes, so the
+        message's audio clock and place in the sidecar are the wire's."""
         with self._lock:
             if self._closed:
                 return
-            if self.writes:
+            writes = self.writes
+            self._reads.append((now, len(writes) if writes else 0, bytes(data)))
+            self._read_bytes += len(data)
+            if self._read_bytes >= READ_FLUSH:
                 self._take_writes()
-            self._tap.received(data, now)
 
     def flush(self) -> None:
         """Hand the pending writes to the tap and write the audio to the sidecar."""
@@ -179,16 +199,65 @@ class SessionRecorder:
             self._take_writes()
             self._flush_audio()
 
-    def _take_writes(self) -> None:
-        """Under the lock: the writes so far to the tap. Another thread may append
-        meanwhile; only the first ``n`` are taken and removed."""
+    def _take_writes(self) -> bool:
+        """Under the lock: the writes and reads so far to the tap, in the wire's order
+        (each read after the writes that preceded it), the reads' lines written at once.
+        Another thread may append writes meanwhile; only the first ``n`` are taken.
+        False: recording stopped (a write failed)."""
         writes = self.writes
-        if not writes:
-            return
-        n = len(writes)
-        batch = writes[:n]
-        del writes[:n]
-        self._tap.sent_batch(batch)
+        n = len(writes) if writes else 0
+        reads = self._reads
+        if not reads:
+            if n:
+                assert writes is not None
+                batch = writes[:n]
+                del writes[:n]
+                self._tap.sent_batch(batch)
+            return True
+        batch = []
+        if n:
+            assert writes is not None
+            batch = writes[:n]
+            del writes[:n]
+        self._reads = []
+        self._read_bytes = 0
+        tap = self._tap
+        parts: list[bytes] = []
+        done = 0
+        run: list[Write] = []
+        for now, at, data in reads:
+            if at > done:
+                tap.received_parts(run, parts)
+                run = []
+                tap.sent_batch(batch[done:at])
+                done = at
+            run.append((now, data))
+        tap.received_parts(run, parts)
+        if done < n:
+            tap.sent_batch(batch[done:])
+        return self._write_parts(parts)
+
+    def _write_parts(self, parts: list[bytes]) -> bool:
+        """Lines as UTF-8 pieces: one gathering write to a file of ours (its text
+        layer flushed first, so the order holds), one ``write`` to the caller's."""
+        if self._closed or not parts:
+            return not self._closed
+        try:
+            if not self._opened:
+                self._opened = True
+                self._lines, self._sidecar, self._owned = self._sink.open()
+            lines = self._lines
+            assert lines is not None
+            if self._owned:
+                assert isinstance(lines, io.TextIOWrapper)
+                lines.flush()
+                write_all(lines.buffer, parts)
+            else:
+                lines.write(b"".join(parts).decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+            return False
+        return True
 
     def _write(self, line: str) -> None:
         """The tap's lines (always called under the lock)."""
@@ -221,6 +290,7 @@ class SessionRecorder:
         """Close (or, for the caller's file object, flush) and stop recording."""
         self._closed = True
         self.writes = None
+        self._reads = []
         for file in (self._sidecar, self._lines):
             if file is None:
                 continue
