@@ -266,3 +266,15 @@ def test_lag_matches_a_brute_force_reading(
         assert stats.result_lag_p50 == pytest.approx(nearest_rank(lags, 0.5), rel=0.01, abs=1e-6)
     else:
         assert stats.result_lag_max is None
+
+
+def test_the_marks_of_an_hour_without_finals_fit_in_256_kib() -> None:
+    """The real cap, no monkeypatching: an hour of 20 ms chunks that no final ever
+    covers (a server far behind) keeps at most 256 KiB of send marks per stream."""
+    tracker = StatsTracker(bytes_per_second=RATE)
+    stream_realtime(tracker, 3600.0)
+    held = tracker._ends.itemsize * len(tracker._ends) + tracker._times.itemsize * len(
+        tracker._times
+    )
+    assert len(tracker._ends) - tracker._head == _stats.MAX_MARKS
+    assert held <= 256 * 1024
