@@ -419,9 +419,9 @@ class Session:
         An empty binary frame is Deepgram's deprecated way to say CloseStream, so an
         empty chunk from an audio source must never reach the wire.
         """
-        data = self.audio_data_to_send(chunk, now=now)
-        if data:  # what was queued before, then the frame: back in the FIFO, in order
-            self._out.append(data)
+        frame = self._audio_frame(chunk, now)
+        if frame:
+            self._out.append(frame)
 
     def audio_data_to_send(self, chunk: bytes | bytearray | memoryview, *, now: float) -> bytes:
         """``send_audio(chunk)`` then ``data_to_send()``: the bytes to write now, in order.
@@ -430,6 +430,22 @@ class Session:
         frame comes back as built, with no trip through the outbound FIFO; control frames
         queued before it (a KeepAlive, a pong) come first, joined with it.
         """
+        frame = self._audio_frame(chunk, now)
+        out = self._out
+        if not out:
+            return frame
+        if frame:
+            out.append(frame)
+        data = b"".join(out)
+        out.clear()
+        return data
+
+    def _audio_frame(self, chunk: bytes | bytearray | memoryview, now: float) -> bytes:
+        """Check the state and the chunk, count it and frame it (``b""``: no audio).
+
+        ``send_audio`` queues the frame, so a loop of sends before one ``data_to_send``
+        copies nothing twice; ``audio_data_to_send`` hands it straight back.
+        """
         if self._state is not _OPEN:  # the hot path skips the table lookup
             next_state(self._state, Input.SEND_AUDIO, self._table)  # raises: only when OPEN
         if type(chunk) is not bytes:  # the common case pays one check
@@ -437,20 +453,14 @@ class Session:
                 raise TypeError(f"send_audio() takes bytes-like audio, not {type(chunk).__name__}")
             chunk = bytes(chunk)
         size = len(chunk)
-        out = self._out
         if not size:
-            return self.data_to_send()
+            return b""
         frame = self._frame(chunk)
         sent = self._audio_bytes_sent = self._audio_bytes_sent + size
         self._last_sent = now
         bps = self._bytes_per_second
         self._on_audio(size, None if bps is None else self._tracking.offset + sent / bps, now)
-        if not out:
-            return frame
-        out.append(frame)
-        data = b"".join(out)
-        out.clear()
-        return data
+        return frame
 
     def close_stream(self, *, now: float) -> None:
         """Send ``CloseStream`` and drain: results keep coming until the server closes.

@@ -390,6 +390,19 @@ def test_control_messages_keep_their_place_behind_audio() -> None:
     }
 
 
+def test_send_audio_behind_a_queued_frame_copies_nothing_twice() -> None:
+    """A loop of ``send_audio`` calls before one ``data_to_send`` (the by-hand loop) must
+    queue frame after frame, not re-join the whole queue on every call (quadratic)."""
+    pair = LivePair()
+    c = pair.client
+    c.send_keepalive(now=0)
+    for _ in range(1000):
+        c.send_audio(b"a" * 640, now=0)
+    assert len(c._out) == 1001  # the KeepAlive, then each frame once
+    pair.server.feed(c.data_to_send())
+    assert pair.server.types() == ["KeepAlive"] + ["audio"] * 1000
+
+
 def test_audio_data_to_send_returns_the_frame_behind_what_was_queued() -> None:
     pair = LivePair()
     c = pair.client
