@@ -59,7 +59,7 @@ from dgproto._state import State
 from dgproto._stats import StreamStats
 
 from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
-from ._record import RecordSink, RecordTarget, SessionRecorder
+from ._record import READ_FLUSH, RecordSink, RecordTarget, SessionRecorder
 
 __all__ = [
     "API_KEY_ENV",
@@ -627,7 +627,14 @@ class WireTrace:
     def received(self, data: bytes | bytearray) -> None:
         recorder = self._recorder
         if recorder is not None:
-            recorder.received(data, self._clock())
+            writes = recorder.writes
+            if writes is not None and recorder.raw:  # SessionRecorder.received, inlined
+                writes.append((self._clock(), bytes(data), None))
+                recorder.read_bytes += len(data)
+                if recorder.read_bytes >= READ_FLUSH or len(writes) >= recorder.batch:
+                    recorder.flush()
+            else:
+                recorder.received(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"HTTP/"):
