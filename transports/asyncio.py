@@ -312,11 +312,12 @@ class _Stream(_Paced, StreamState[C]):
             check_sendable(conn)
             await protocol.writable.wait()
             check_sendable(conn)
-        data = conn.audio_data_to_send(chunk, now=protocol.time())
+        now = protocol.time()
+        data = conn.audio_data_to_send(chunk, now=now)
         # write_out(), inline: audio makes no event and only moves the KeepAlive later
         transport = protocol.transport
         if data and transport is not None and not protocol._closing and not transport.is_closing():
-            protocol.trace.sent(data)
+            protocol.trace.sent(data, now)
             transport.write(data)
 
     async def close(self) -> Closed:
