@@ -28,8 +28,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from itertools import compress
+from collections.abc import Iterable, Sequence
+from itertools import compress, repeat
 from operator import itemgetter, sub
 from typing import IO, cast
 
@@ -49,6 +49,9 @@ __all__ = [
 
 _first = itemgetter(0)
 _second = itemgetter(1)
+#: ``bytes.translate`` tables from the lengths of ``writes``' items to selectors
+_READS = bytes.maketrans(b"\x02\x03", b"\x00\x01")
+_WRITES = bytes.maketrans(b"\x02\x03", b"\x01\x00")
 
 #: What ``record=`` accepts: a path, or a text file opened for writing.
 RecordTarget = str | os.PathLike[str] | IO[str]
@@ -214,16 +217,18 @@ class SessionRecorder:
         del writes[:n]
         self.read_bytes = 0
         tap = self._tap
-        sizes = list(map(len, batch))
-        if 3 in sizes:  # reads, (now, bytes, None): each goes after the writes before it
-            is_read = list(map((3).__eq__, sizes))
-            reads = list(compress(batch, is_read))
-            at = list(compress(range(n), is_read))  # the k-th read has k reads before it
+        sizes = bytes(map(len, batch))  # 2: a write (now, bytes), 3: a read (now, bytes, None)
+        if 3 in sizes:  # each read goes after the writes before it
             base = tap.audio_frames
-            tap.hold_reads(
-                map(_first, reads), map(sub, at, range(-base, len(at) - base)), map(_second, reads)
-            )
-            batch = list(compress(batch, map((2).__eq__, sizes)))
+            if 2 in sizes:
+                is_read = sizes.translate(_READS)
+                reads = list(compress(batch, is_read))
+                at = compress(range(n), is_read)  # the k-th read has k reads before it
+                positions: Iterable[int] = map(sub, at, range(-base, len(reads) - base))
+                batch = list(compress(batch, sizes.translate(_WRITES)))
+            else:  # reads only: all after the same audio
+                reads, positions, batch = batch, repeat(base, n), []
+            tap.hold_reads(map(_first, reads), positions, map(_second, reads))
         tap.sent_batch(cast("list[Write]", batch))
 
     def _write(self, line: str) -> None:
