@@ -244,6 +244,8 @@ class WireTap:
         self._parts_size += BLOCK.size + (8 + self.fast_size) * count
         self._audio_bytes += self._fast_payload * count
         self.audio_frames += count
+        if self._parts_size > AUDIO_FLUSH:  # batches cut short by other writes add up
+            self._flush_audio()
 
     @property
     def audio_seconds(self) -> float | None:

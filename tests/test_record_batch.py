@@ -442,3 +442,28 @@ def test_held_reads_to_a_file_object_are_written_as_text() -> None:
     recorder.close(0.3)
     (recording,) = read_recordings(out.getvalue().split("\n"))
     assert [f.text for f in recording.frames] == ['{"t":"caf\u00e9"}', '{"n":1}']
+
+
+def test_pending_audio_is_written_at_each_line_and_stays_bounded(tmp_path: Path) -> None:
+    """A ping every 250 frames (shorter than a batch) writes the frames before it with
+    its line; batches cut short by size changes are written once they add up to
+    AUDIO_FLUSH: pending audio never grows past about one batch, however the writes mix."""
+    path = tmp_path / "b.jsonl"
+    recorder = _recorder(path)
+    sidecar = Path(str(path) + SIDECAR_SUFFIX)
+    for n in range(250):
+        recorder.sent(_audio(640, n), 0.1)
+    assert sidecar.stat().st_size < 256 * 1024
+    recorder.sent(_frame(9, b"p", mask=b"pppp"), 0.2)  # a ping: the pending frames first
+    assert sidecar.stat().st_size >= 250 * 648
+    (recording,) = read_recordings(path.read_text().split("\n"), sidecar.read_bytes())
+    assert [f.kind for f in recording.frames] == ["binary"] * 250 + ["ping"]
+    tap = recorder._tap
+    for cycle in range(2000):  # 100 frames of one size, then one of another
+        for _ in range(100):
+            recorder.sent(_audio(640, cycle), 0.3)
+        recorder.sent(_audio(320, cycle), 0.3)
+        assert tap._parts_size <= 256 * 1024 + 101 * 700
+    recorder.close(0.4)
+    (recording,) = load_recordings(path)
+    assert len(recording.frames) == 251 + 2000 * 101
