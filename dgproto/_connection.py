@@ -13,7 +13,6 @@ Not thread-safe: an adapter serialises its calls.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -92,9 +91,13 @@ class ListenConnection(Session):
         # utterances: the stream's tracker (shared by a reconnecting stream's sockets)
         shared = self._tracking
         if shared.utterances is None:
-            shared.utterances = UtteranceTracker(timeout=self.config.utterance_timeout)
+            shared.utterances = UtteranceTracker(
+                timeout=self.config.utterance_timeout,
+                max_seconds=self.config.utterance_max_seconds,
+            )
         self._utterances: UtteranceTracker = shared.utterances
-        self._pending: deque[_PendingFinalize] = deque()
+        #: Finalizes awaiting their reply, oldest first (a few at most: a list, not a deque)
+        self._pending: list[_PendingFinalize] = []
         self._coverage: dict[int, float] = {}
         self._last_completed_at: float | None = None
 
@@ -255,7 +258,7 @@ class ListenConnection(Session):
             self._complete_head("covered", now)
 
     def _complete_head(self, reason: FinalizeReason, now: float) -> None:
-        head = self._pending.popleft()
+        head = self._pending.pop(0)
         if head.audio_at is not None:
             self._last_completed_at = head.audio_at
         complete = FinalizeComplete(channel=head.channel, reason=reason)
