@@ -278,7 +278,8 @@ class Session:
         self._last_sent: float | None = None
         self._ping_at: float | None = None
         #: pings awaiting a pong, oldest first: (payload, time sent); only with ping_timeout
-        self._pings: deque[tuple[bytes, float]] = deque()
+        #: (a list: it holds one or two; an empty deque costs 760 bytes per connection)
+        self._pings: list[tuple[bytes, float]] = []
         self._ping_count = 0
 
         # the audio clock
@@ -685,7 +686,7 @@ class Session:
         payloads = [p for p, _ in self._pings]
         if payload in payloads:
             for _ in range(payloads.index(payload) + 1):
-                self._pings.popleft()
+                del self._pings[0]
 
     def _on_reject(self, event: RejectConnection, now: float) -> None:
         self._rejection = _Rejection(
