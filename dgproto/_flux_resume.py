@@ -83,6 +83,15 @@ class FluxReplayBuffer(ReplayBuffer):
         """The stream's ``turn_index`` of the next turn to begin after the last ``EndOfTurn``."""
         return self._next_turn
 
+    @property
+    def view(self) -> None:
+        """Always ``None``: a Flux core applies no view; ``settle`` rebases each event."""
+        return None
+
+    def settle(self, event: E) -> E:
+        """``observe``: Flux events reach it as the socket sent them (``view`` is ``None``)."""
+        return self.observe(event)
+
     def observe(self, event: E) -> E:
         """Return ``event`` on the stream's clock and turn count; ``EndOfTurn`` settles audio."""
         if not isinstance(event, TurnInfo):
@@ -91,6 +100,7 @@ class FluxReplayBuffer(ReplayBuffer):
         if turn.event == "EndOfTurn":
             self._final_end[0] = max(self._final_end.get(0, 0.0), turn.audio_window_end)
             self._next_turn = max(self._next_turn, turn.turn_index + 1)
+            # a turn ends in a pause, not inside a word: the replay starts at its end
             self._forget(self._position(self.watermark))
         return turn  # type: ignore[return-value]  # E is TurnInfo here
 
