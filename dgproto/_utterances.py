@@ -11,9 +11,11 @@ It is pure, like the connection: feed it every event with ``handle_event(event, 
 and emit what it returns right after that event (a connection calls ``close()`` before
 queuing its ``Closed``, which stays the last event); arm a timer for ``deadline()`` and
 call ``handle_timer(now=)`` when it passes. Across reconnects, feed it only the stream's
-final ``Closed``, and events rebased onto one stream clock (``dgproto.rebase``): a final
-replayed after a reconnect that repeats words already taken is trimmed by time, so no
-word is reported twice.
+final ``Closed``, and events on one stream clock: a reconnecting stream's cores give it
+events through the replay's ``StreamView`` (``_resume``), which already removed the words
+a replay repeats, so it sees what the app sees. Fed events merely rebased
+(``dgproto.rebase``), it still trims a replayed final by time (``_new_text``), so no word
+is reported twice.
 """
 
 from __future__ import annotations

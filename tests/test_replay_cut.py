@@ -22,13 +22,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dgproto import Connected, Event, FluxReplayBuffer, Reconnected, Results, Utterance
+from dgproto import (
+    Connected,
+    Event,
+    FluxReplayBuffer,
+    Reconnected,
+    Reconnecting,
+    Results,
+    TurnInfo,
+    Utterance,
+)
 from dgproto._resume import REPLAY_MARGIN, ReplayBuffer, StreamView, rebase
 from dgproto._utterances import UtteranceTracker
-from dgproto.emulator import FaultPlan
+from dgproto.emulator import FaultPlan, silence, synthesize
+from dgproto.emulator._codec import layout
 from dgproto.emulator._session import Segmenter
 
 from .adapter_drivers import DRIVERS, Driver
+from .test_flux_adapters import FAST as FLUX_FAST
+from .test_flux_adapters import FLUX, ends, send_all
+from .test_flux_adapters import POLICY as FLUX_POLICY
+from .test_flux_adapters import emulator as flux_emulator
 from .test_reconnect import WORDS, emulator, spoken, stream_all
 from .test_resume import results, word
 
@@ -272,3 +286,65 @@ def test_every_word_exactly_once_in_order_on_the_stream_clock(
     utterances += tracker.close()
     assert " ".join(u.transcript for u in utterances).split() == [n for n, _, _ in words]
     assert [r for u in utterances for r in u.results] == [r for r in seen if r.transcript]
+
+
+# --------------------------------------------------------------------------- Flux
+
+#: Messages up to the first EndOfTurn (Connected, TurnInfos): the drop comes right after it.
+FLUX_DROP = 7
+
+#: "Three" starts 0.3 s after "two." ends; the emulator's EndOfTurn for "One two." comes
+#: on its 80 ms grid after "Three" began, so that turn's audio_window_end cuts "Three".
+FLUX_TEXT = ("One two.", "Three four five.")
+FLUX_AUDIO = (
+    synthesize(FLUX_TEXT[0])[: round(layout(FLUX_TEXT[0])[-1].end * 16000) * 2]
+    + silence(0.3)
+    + synthesize(FLUX_TEXT[1])
+    + silence(0.6)
+)
+
+
+async def stream_flux_audio(d: Driver, url: str, **kwargs: Any) -> list[Event]:
+    async with d.connect(options=FLUX, url=url, config=FLUX_FAST, **kwargs) as stream:
+        await send_all(d, stream, FLUX_AUDIO, pace=0.005)
+        await stream.close()
+        return await d.collect(stream)
+
+
+def test_flux_reference_end_of_turn_cuts_the_next_turns_first_word() -> None:
+    with flux_emulator() as srv:
+        events = DRIVERS["asyncio"]().run(lambda d: stream_flux_audio(d, srv.flux_url))
+    first, second = ends(events)
+    assert [first.transcript, second.transcript] == list(FLUX_TEXT)
+    three = second.words[0]
+    assert three.start is not None
+    assert three.start < first.audio_window_end < (three.end or 0.0)
+
+
+@pytest.mark.parametrize("driver_name", list(DRIVERS))
+def test_flux_a_drop_after_an_end_of_turn_that_cuts_a_word_loses_no_word(
+    driver_name: str,
+) -> None:
+    with flux_emulator([FaultPlan(drop_after_messages=FLUX_DROP)]) as srv:
+        events = DRIVERS[driver_name]().run(
+            lambda d: stream_flux_audio(d, srv.flux_url, reconnect=FLUX_POLICY)
+        )
+    # the first socket dropped right after the EndOfTurn whose window end cut "Three"
+    drop = next(i for i, e in enumerate(events) if isinstance(e, Reconnecting))
+    before = [e for e in events[:drop] if isinstance(e, TurnInfo)]
+    assert (before[-1].event, before[-1].transcript) == ("EndOfTurn", FLUX_TEXT[0])
+    first, second = ends(events)
+    assert [first.transcript, second.transcript] == list(FLUX_TEXT)
+    assert [first.turn_index, second.turn_index] == [0, 1]
+    # the second turn's window starts where the first ended, as over one socket
+    turns = [e for e in events if isinstance(e, TurnInfo)]
+    assert all(
+        t.audio_window_start >= first.audio_window_end for t in turns[turns.index(first) + 1 :]
+    )
+    assert second.words[0].start == pytest.approx(layout_start(), abs=0.02)
+
+
+def layout_start() -> float:
+    """Where "Three" starts in ``FLUX_AUDIO``."""
+    head = round(layout(FLUX_TEXT[0])[-1].end * 16000) / 16000
+    return head + 0.3 + layout(FLUX_TEXT[1])[0].start
