@@ -5,8 +5,8 @@ emulator as a test, so it holds exactly what crossed the wire, minus every crede
 One JSON object per line (UTF-8):
 
 1. ``{"format": "dgproto-recording", "version": 3, "sidecar": NAME | null}``: refuse what
-   you cannot read. ``sidecar`` names the raw audio file next to this one (below); a
-   later socket's header also has ``"offset"``, where its audio starts in the sidecar.
+   you cannot read. ``sidecar`` names the binary file next to this one (below); a
+   later socket's header also has ``"offset"``, where its blocks start in the sidecar.
 2. ``{"type": "request", "t", "method", "path", "query": [[k, v], ...], "headers":
    [[name, value], ...]}``: credentials replaced by ``<redacted>`` (see ``redact_*``).
 3. ``{"type": "response", "t", "status", "headers", "body"}``: ``body`` is the base64
@@ -15,8 +15,8 @@ One JSON object per line (UTF-8):
    control frame, in wire order. ``dir`` is ``"send"`` (client to server) or ``"recv"``;
    ``kind`` is ``text`` (with ``"text"``), ``binary``, ``ping`` or ``pong`` (with base64
    ``"data"``) or ``close`` (with ``"code"``, ``"reason"``). With a sidecar, every frame
-   line also has ``"sidecar": N``, the sidecar bytes written before it (below). A text message
-   that looks like one line of JSON (``{...}``, no CR/LF) is spliced in raw as the
+   line also has ``"sidecar": N``, the sidecar bytes written before it (below). A text
+   message that looks like one line of JSON (``{...}``, no CR/LF) is spliced in raw as the
    *last* field, ``"json": {...}``, instead of an escaped ``"text"`` string (escaping
    cost more than everything else the recorder does per message): the reader takes
    everything after ``,"kind":"text","json":`` up to the closing brace as the text,
