@@ -708,6 +708,7 @@ class Window:
         self.rss: dict[str, int] = {}
         self.cpu: dict[str, float] = {}
         self.server_cpu: dict[str, float | None] = {}
+        self.faults: dict[str, int] = {}
 
     def opened(self) -> None:
         self.marks["opened"] = time.monotonic()
@@ -716,16 +717,24 @@ class Window:
     def start(self) -> None:
         self.marks["start"] = time.monotonic()
         self.cpu["start"] = cpu_seconds()
+        self.faults["start"] = _minor_faults()
         self.server_cpu["start"] = self._server_cpu()
 
     def stop(self) -> None:
         self.cpu["stop"] = cpu_seconds()
+        self.faults["stop"] = _minor_faults()
         self.marks["stop"] = time.monotonic()
         self.server_cpu["stop"] = self._server_cpu()
         self.rss["stop"] = rss_bytes()
 
     def _server_cpu(self) -> float | None:
         return None if self.server_pid is None else process_cpu_seconds(self.server_pid)
+
+
+def _minor_faults() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def report(
@@ -784,6 +793,8 @@ def report(
         if server is None or wall <= 0
         else round(server / wall, 3),
         "errors": recorder.errors,
+        # first touches of memory the allocator had given back: kernel time in ``cpu``
+        "minor_page_faults": window.faults["stop"] - window.faults["start"],
     }
 
 
