@@ -215,6 +215,13 @@ def _ignore(event: object, now: float) -> None:
     """wsproto events a client never gets (``Request``) or that need no action."""
 
 
+def _audio_bytes(chunk: object) -> bytes:
+    """A ``bytearray`` or ``memoryview`` chunk as ``bytes``; anything else is refused."""
+    if not isinstance(chunk, (bytearray, memoryview)):
+        raise TypeError(f"send_audio() takes bytes-like audio, not {type(chunk).__name__}")
+    return bytes(chunk)
+
+
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -244,6 +251,28 @@ class Session:
         tracking: Tracking | None = None,
         channels: int = 1,
     ) -> None:
+        # The audio hot path's attributes first, together: CPython keeps an instance's
+        # attributes in the order they were first set, so these share a cache line or two
+        # (with many streams in one process, each frame finds its stream's memory cold).
+        self._state = State.IDLE
+        #: outgoing bytes, in order; a list so a lone audio frame leaves without a copy
+        self._out: list[bytes] = []
+        self._frames = BinaryFrameWriter()
+        self._frame = self._frames.frame  # bound once: called for every audio frame
+        self._audio_bytes_sent = 0
+        self._last_sent: float | None = None
+        self._bytes_per_second = bytes_per_second
+        # statistics: one tracker per stream, shared by its sockets when it reconnects
+        self._tracking = tracking if tracking is not None else Tracking()
+        if self._tracking.stats is None:
+            self._tracking.stats = StatsTracker(
+                bytes_per_second=bytes_per_second, channels=channels
+            )
+        self._stats: StatsTracker = self._tracking.stats
+        self._on_audio = self._stats.on_audio_sent  # bound once: called for every chunk
+        #: whether this connection ends the stream's trackers (False: a stream's socket)
+        self._owns_tracking = tracking is None
+
         self.config = config if config is not None else Config()
         self._auth = auth if auth is not None else Auth.none()
         self.host = host
@@ -255,12 +284,7 @@ class Session:
         self._table = table
         self._decode = decode
 
-        self._state = State.IDLE
         self._ws = WSConnection(ConnectionType.CLIENT)
-        self._frames = BinaryFrameWriter()
-        self._frame = self._frames.frame  # bound once: called for every audio frame
-        #: outgoing bytes, in order; a list so a lone audio frame leaves without a copy
-        self._out: list[bytes] = []
         self._events: deque[Event] = deque()
         self._closed: Closed | None = None
         self._request_id: str | None = None
@@ -275,26 +299,11 @@ class Session:
         # timers (absolute deadlines on the caller's clock)
         self._open_deadline: float | None = None
         self._close_deadline: float | None = None
-        self._last_sent: float | None = None
         self._ping_at: float | None = None
         #: pings awaiting a pong, oldest first: (payload, time sent); only with ping_timeout
         self._pings: deque[tuple[bytes, float]] = deque()
         self._ping_count = 0
 
-        # the audio clock
-        self._audio_bytes_sent = 0
-        self._bytes_per_second = bytes_per_second
-
-        # statistics: one tracker per stream, shared by its sockets when it reconnects
-        #: whether this connection ends the stream's trackers (False: a stream's socket)
-        self._owns_tracking = tracking is None
-        self._tracking = tracking if tracking is not None else Tracking()
-        if self._tracking.stats is None:
-            self._tracking.stats = StatsTracker(
-                bytes_per_second=bytes_per_second, channels=channels
-            )
-        self._stats: StatsTracker = self._tracking.stats
-        self._on_audio = self._stats.on_audio_sent  # bound once: called for every chunk
         #: the latest ``now`` of an input that can end the connection (for ``Closed``'s time)
         self._now = 0.0
 
@@ -419,9 +428,17 @@ class Session:
         An empty binary frame is Deepgram's deprecated way to say CloseStream, so an
         empty chunk from an audio source must never reach the wire.
         """
-        frame = self._audio_frame(chunk, now)
+        out = self._out
+        if out:  # frame it alone, then queue it: a loop of sends re-joins nothing
+            self._out = []
+            try:
+                frame = self.audio_data_to_send(chunk, now=now)
+            finally:
+                self._out = out
+        else:
+            frame = self.audio_data_to_send(chunk, now=now)
         if frame:
-            self._out.append(frame)
+            out.append(frame)
 
     def audio_data_to_send(self, chunk: bytes | bytearray | memoryview, *, now: float) -> bytes:
         """``send_audio(chunk)`` then ``data_to_send()``: the bytes to write now, in order.
@@ -430,37 +447,29 @@ class Session:
         frame comes back as built, with no trip through the outbound FIFO; control frames
         queued before it (a KeepAlive, a pong) come first, joined with it.
         """
-        frame = self._audio_frame(chunk, now)
-        out = self._out
-        if not out:
-            return frame
-        if frame:
-            out.append(frame)
-        data = b"".join(out)
-        out.clear()
-        return data
-
-    def _audio_frame(self, chunk: bytes | bytearray | memoryview, now: float) -> bytes:
-        """Check the state and the chunk, count it and frame it (``b""``: no audio).
-
-        ``send_audio`` queues the frame, so a loop of sends before one ``data_to_send``
-        copies nothing twice; ``audio_data_to_send`` hands it straight back.
-        """
+        # One function, no helper calls but the framing and the stats mark: the adapters
+        # call this for every frame, and in a process busy with many streams each Python
+        # call here costs several times what a tight loop measures (benchmarks/README.md).
         if self._state is not _OPEN:  # the hot path skips the table lookup
             next_state(self._state, Input.SEND_AUDIO, self._table)  # raises: only when OPEN
         if type(chunk) is not bytes:  # the common case pays one check
-            if not isinstance(chunk, (bytearray, memoryview)):
-                raise TypeError(f"send_audio() takes bytes-like audio, not {type(chunk).__name__}")
-            chunk = bytes(chunk)
+            chunk = _audio_bytes(chunk)
         size = len(chunk)
-        if not size:
+        out = self._out
+        if size:
+            frame = self._frame(chunk)
+            sent = self._audio_bytes_sent = self._audio_bytes_sent + size
+            self._last_sent = now
+            bps = self._bytes_per_second
+            self._on_audio(size, None if bps is None else self._tracking.offset + sent / bps, now)
+            if not out:
+                return frame
+            out.append(frame)
+        elif not out:
             return b""
-        frame = self._frame(chunk)
-        sent = self._audio_bytes_sent = self._audio_bytes_sent + size
-        self._last_sent = now
-        bps = self._bytes_per_second
-        self._on_audio(size, None if bps is None else self._tracking.offset + sent / bps, now)
-        return frame
+        data = b"".join(out)
+        out.clear()
+        return data
 
     def close_stream(self, *, now: float) -> None:
         """Send ``CloseStream`` and drain: results keep coming until the server closes.
