@@ -1,4 +1,4 @@
-"""Memory: RSS per idle open stream, and RSS growth over a simulated one-hour stream.
+"""Memory: RSS per idle open stream, and RSS growth over a simulated six-hour stream.
 
 * **Idle streams**: a fresh client process opens (and closes) one warm-up stream, then
   opens K more to the emulator and holds them idle (dgproto sends its KeepAlives; the
@@ -6,12 +6,13 @@
   send none, stay open too). RSS after minus before, over K. Every client is measured.
 * **Core only** (in process, ``tracemalloc``): bytes allocated per ``ListenConnection``
   past its handshake, without any socket or adapter.
-* **One hour**: one dgproto asyncio stream sends an hour of 20 ms frames to the emulator
-  (cheap recognizer mode, so it answers with one Results per audio second) as fast as
-  the sockets take them, no pacing; RSS is sampled 20 times. Growth is measured from the
+* **Six hours** (issue 13: "flat over a 6-hour stream"): one dgproto asyncio stream sends
+  six hours of 20 ms frames to the emulator (cheap recognizer mode, so it answers with
+  one Results per audio second and a final every 5 s, never an end of utterance) as
+  fast as the sockets take them, no pacing; RSS is sampled 20 times. Growth is measured from the
   first sample past 10% of the stream (after warm-up) to the end.
 
-Targets: < 64 KiB per idle stream; no growth over the hour.
+Targets: < 64 KiB per idle stream; no growth over the six hours.
 
 Run alone: ``python -m benchmarks.bench_memory [--quick]``.
 """
@@ -29,7 +30,7 @@ from .bench_e2e import sdk_missing, trio_missing
 
 CLIENTS = ("asyncio", "trio", "sync", "sdk")
 IDLE_TARGET_KIB = 64.0
-#: Growth allowed over the hour before we call it growth: allocator noise is ~100 KiB.
+#: Growth allowed over the stream before we call it growth: allocator noise is ~100-200 KiB.
 GROWTH_TOLERANCE_KIB = 256.0
 
 
@@ -50,7 +51,7 @@ def core_bytes_per_connection(count: int) -> float:
 def run(*, quick: bool = False, log: Any = print) -> dict[str, Any]:
     idle_streams = 20 if quick else 200
     hold = 1.0 if quick else 2.0
-    hour = 300.0 if quick else 3600.0
+    hour = 300.0 if quick else 6 * 3600.0
     raise_fd_limit(4 * idle_streams + 256)
     skip = {"sdk": sdk_missing(), "trio": trio_missing()}
     idle: list[dict[str, Any]] = []
@@ -101,7 +102,7 @@ def run(*, quick: bool = False, log: Any = print) -> dict[str, Any]:
     if growth is not None:
         targets.append(
             {
-                "name": f"memory: RSS growth over a {hour / 60:.0f}-minute stream (after warm-up)",
+                "name": f"memory: RSS growth over a {hour / 3600:g}-hour stream (after warm-up)",
                 "measured": f"{growth} KiB",
                 "target": f"no growth (<= {GROWTH_TOLERANCE_KIB:.0f} KiB of allocator noise)",
                 "met": growth <= GROWTH_TOLERANCE_KIB,

@@ -76,6 +76,16 @@ class Config:
     raise it there. ``None`` disables the backstop.
     """
 
+    utterance_max_seconds: float | None = attrs.field(default=60.0, validator=_positive_or_none)
+    """End an utterance (reason ``"timeout"``) once its words span this much audio.
+
+    An utterance holds its finals until it ends. Unbroken speech with no end signal
+    (``endpointing=false`` without ``utterance_end_ms``, a podcast, audio sent faster than
+    real time so the wall-clock backstop never fires) would otherwise grow one utterance,
+    and the memory behind it, for the whole stream. 60 s is far past any spoken turn and
+    keeps at most about a minute of finals per channel. ``None`` removes the cap.
+    """
+
     max_message_size: int = attrs.field(default=1 << 20, validator=_positive_int)
     """Largest message accepted: characters of a text message (Deepgram's JSON is ASCII,
     so bytes in practice), bytes of a binary message or of a rejected-handshake body.

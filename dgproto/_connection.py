@@ -13,7 +13,6 @@ Not thread-safe: an adapter serialises its calls.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +23,6 @@ from ._config import Config
 from ._events import Event, FinalizeComplete, FinalizeReason, Metadata, Results
 from ._messages import decode_message, encode_configure, encode_finalize, encode_keepalive
 from ._options import Auth, LiveOptions
-from ._resume import rebase
 from ._session import USER_AGENT, Session, Tracking, __version__, classify_close
 from ._state import LISTEN_TRANSITIONS, Input, State
 from ._utterances import UtteranceTracker
@@ -92,9 +90,13 @@ class ListenConnection(Session):
         # utterances: the stream's tracker (shared by a reconnecting stream's sockets)
         shared = self._tracking
         if shared.utterances is None:
-            shared.utterances = UtteranceTracker(timeout=self.config.utterance_timeout)
+            shared.utterances = UtteranceTracker(
+                timeout=self.config.utterance_timeout,
+                max_seconds=self.config.utterance_max_seconds,
+            )
         self._utterances: UtteranceTracker = shared.utterances
-        self._pending: deque[_PendingFinalize] = deque()
+        #: Finalizes awaiting their reply, oldest first (a few at most: a list, not a deque)
+        self._pending: list[_PendingFinalize] = []
         self._coverage: dict[int, float] = {}
         self._last_completed_at: float | None = None
 
@@ -186,10 +188,8 @@ class ListenConnection(Session):
         if isinstance(event, Results):
             # the hot path (several per second per channel): _track's work, without its
             # dispatch on the event's type
-            offset = self._tracking.offset
-            tracked = rebase(event, offset) if offset else event
-            self._stats.on_results(tracked, now)
-            ended = self._utterances.handle_results(tracked, now=now)
+            self._stats.on_results(event, now)
+            ended = self._utterances.handle_results(event, now=now)
             if ended:
                 self._events.extend(ended)
             self._on_results(event, now)
@@ -201,12 +201,10 @@ class ListenConnection(Session):
     def _track(self, event: Event, now: float) -> None:
         """The stats see a queued event; the utterances it ends are queued right after it.
 
-        A reconnecting stream's sockets see it on the stream's clock (``rebase``).
+        A reconnecting stream's socket queued it on the stream's clock (``Tracking.view``).
         """
-        offset = self._tracking.offset
-        tracked = rebase(event, offset) if offset else event
-        self._stats.on_event(tracked, now)
-        self._events.extend(self._utterances.handle_event(tracked, now=now))
+        self._stats.on_event(event, now)
+        self._events.extend(self._utterances.handle_event(event, now=now))
 
     def _on_finishing(self) -> None:
         # the stream's last utterances, then the Finalizes the close cut short, then Closed;
@@ -219,8 +217,9 @@ class ListenConnection(Session):
     # ------------------------------------------------------------------ Finalize bookkeeping
 
     def _on_results(self, results: Results, now: float) -> None:
-        # ``results.end`` and ``results.channel``, inline: this runs for every Results
-        end = results.start + results.duration
+        # ``results.end`` and ``results.channel``, inline: this runs for every Results;
+        # the end back on this socket's clock, the one ``audio_seconds_sent`` counts
+        end = results.start + results.duration - self._tracking.offset
         index = results.channel_index
         channel = index[0] if index else 0
         if results.is_final and end > self._coverage.get(channel, 0.0):
@@ -255,7 +254,7 @@ class ListenConnection(Session):
             self._complete_head("covered", now)
 
     def _complete_head(self, reason: FinalizeReason, now: float) -> None:
-        head = self._pending.popleft()
+        head = self._pending.pop(0)
         if head.audio_at is not None:
             self._last_completed_at = head.audio_at
         complete = FinalizeComplete(channel=head.channel, reason=reason)

@@ -524,7 +524,8 @@ class Utterance(Event):
     says what ended it: ``"speech_final"`` (Deepgram's endpointing), ``"utterance_end"``
     (an ``UtteranceEnd`` message), ``"finalize"`` (a ``finalize()`` completed),
     ``"timeout"`` (``Config.utterance_timeout`` passed with no end signal: Deepgram does
-    not always send one) or ``"closed"`` (the stream ended). ``transcript`` is never empty.
+    not always send one; or its words reached ``Config.utterance_max_seconds``) or
+    ``"closed"`` (the stream ended). ``transcript`` is never empty.
     """
 
     channel: int

@@ -4,14 +4,26 @@ Flux, like ``/v1/listen``, keeps nothing across sockets: a new connection's
 ``audio_window_start``/``audio_window_end`` and word times restart at 0, its
 ``turn_index`` restarts at 0, and a turn the old server had not ended is lost with it.
 ``FluxReplayBuffer`` is ``ReplayBuffer``'s ring with Flux's rule for what is done: an
-``EndOfTurn`` settles every byte up to its ``audio_window_end``, so a resume replays
-from the last ``EndOfTurn`` on. Every ``TurnInfo`` is rebased onto the stream's clock
-and its ``turn_index`` onto the stream's count, so the app sees one continuous stream
-in which each ``EndOfTurn`` arrives exactly once (a turn cut by a drop starts again,
-with the same index, and ends once).
+``EndOfTurn`` settles its turn, so a resume replays from the last ``EndOfTurn`` on.
+Every ``TurnInfo`` is rebased onto the stream's clock and its ``turn_index`` onto the
+stream's count, so the app sees one continuous stream in which each ``EndOfTurn``
+arrives exactly once (a turn cut by a drop starts again, with the same index, and ends
+once).
+
+A turn usually ends in a pause, but not always at its end: when the speaker goes on
+just before Flux decides, the ``EndOfTurn``'s ``audio_window_end`` falls inside the next
+turn's first word (the emulator does it with a 0.3 s pause). So the replay starts where
+``ReplayBuffer``'s does, at the ended turn's last word end (at most ``margin`` before
+``audio_window_end``; at it when the words carry no times), and the next turn's window
+still starts at the ``audio_window_end``, as over one socket. No word of the ended turn
+is heard again: the replay starts after its last word. Flux reports on an 80 ms grid
+from a socket's start, so later turn ends can come up to one such frame earlier or later
+than over one socket (the replay no longer starts on the old socket's grid).
 """
 
 from __future__ import annotations
+
+import math
 
 import attrs
 
@@ -63,6 +75,7 @@ class FluxReplayBuffer(ReplayBuffer):
         )
         self._turns = 0  # turns ended before the current session: its turn_index base
         self._next_turn = 0  # the stream's turn_index after the last EndOfTurn
+        self._window_from = -math.inf  # the current session's turns start no earlier
 
     @classmethod
     def for_flux(cls, options: FluxOptions, max_seconds: float = 30.0) -> FluxReplayBuffer:
@@ -83,15 +96,33 @@ class FluxReplayBuffer(ReplayBuffer):
         """The stream's ``turn_index`` of the next turn to begin after the last ``EndOfTurn``."""
         return self._next_turn
 
+    @property
+    def view(self) -> None:
+        """Always ``None``: a Flux core applies no view; ``settle`` rebases each event."""
+        return None
+
+    def settle(self, event: E) -> E:
+        """``observe``: Flux events reach it as the socket sent them (``view`` is ``None``)."""
+        return self.observe(event)
+
     def observe(self, event: E) -> E:
         """Return ``event`` on the stream's clock and turn count; ``EndOfTurn`` settles audio."""
         if not isinstance(event, TurnInfo):
             return event
         turn = rebase_turn(event, self.offset, self._turns)
+        start = self._window_from
+        if turn.audio_window_start < start:  # replayed audio the last EndOfTurn had settled
+            end = max(turn.audio_window_end, start)
+            turn = attrs.evolve(turn, audio_window_start=start, audio_window_end=end)
         if turn.event == "EndOfTurn":
-            self._final_end[0] = max(self._final_end.get(0, 0.0), turn.audio_window_end)
+            window_end = turn.audio_window_end
+            self._final_end[0] = max(self._final_end.get(0, 0.0), window_end)
+            ends = [w.end for w in turn.words if w.end is not None]
+            # without word times, the replay starts at the window's end (as it always did)
+            last = min(max(ends), window_end) if ends else window_end
+            self._word_end[0] = max(self._word_end.get(0, -math.inf), last)
             self._next_turn = max(self._next_turn, turn.turn_index + 1)
-            self._forget(self._position(self.watermark))
+            self._forget(self._position(self.replay_from))
         return turn  # type: ignore[return-value]  # E is TurnInfo here
 
     def resume(self) -> list[bytes]:
@@ -99,4 +130,5 @@ class FluxReplayBuffer(ReplayBuffer):
         ``EndOfTurn``; that connection's turns count on from the stream's."""
         chunks = super().resume()
         self._turns = self._next_turn
+        self._window_from = self._final_end.get(0, -math.inf)
         return chunks

@@ -7,10 +7,20 @@ fixes both around any adapter, without touching the connection:
 * ``record(chunk)`` every chunk of audio you send (and any you capture while disconnected);
 * ``event = buffer.observe(event)`` for every event received: it adds ``offset`` to the
   event's timestamps, and a final ``Results`` moves the *watermark*, the stream time up to
-  which every channel is finalized; audio before it is forgotten;
+  which every channel is finalized, and ``replay_from``, where the next replay starts;
+  audio before that is forgotten;
 * when a connection opens (the first one too), send ``buffer.resume()`` first, then go on.
   The new session's t=0 is the first replayed byte, so its timestamps plus the new
-  ``offset`` continue the old ones, and audio already finalized is not sent again.
+  ``offset`` continue the old ones.
+
+Why ``replay_from`` is not the watermark: Deepgram puts a word that straddles a final
+window's end into the *next* window, so the watermark can fall inside a word. A replay
+from there would give the new session only the word's tail, and the word would be lost
+or misheard. The replay starts at the end of the last final word instead, but no more
+than ``margin`` seconds before the watermark (so a long silence is not replayed whole):
+``max(last final word end, watermark - margin)`` per channel. The replayed finals repeat
+words already final; ``observe`` removes them (see ``view``), so each word is reported
+once, at its stream time.
 
 Only audio with a fixed byte rate can be resumed mid-stream: a WAV/Ogg/WebM stream has its
 header at the start only (deepgram-js-sdk#301). The ring is bounded (``max_seconds``,
@@ -42,6 +52,7 @@ from ._events import (
     Word,
 )
 from ._options import LiveOptions
+from ._utterances import TOLERANCE
 
 __all__ = ["ReplayBuffer", "rebase", "reconnect_delays", "should_reconnect"]
 
@@ -50,6 +61,10 @@ R = TypeVar("R", bound=Results)
 
 #: A channel finalized this far (seconds) past the replay start will hear audio again.
 _AHEAD = 0.001
+
+#: Seconds before a channel's final end that a replay starts at most, when its last final
+#: word ended earlier: longer than any word, so a word the window end cut is replayed whole.
+REPLAY_MARGIN = 2.0
 
 
 def rebase(event: E, offset: float) -> E:
@@ -94,6 +109,35 @@ def _seconds(name: str, value: object, *, low: float = 0.0, high: float = math.i
     return float(value)
 
 
+@attrs.frozen
+class StreamView:
+    """One connection's way onto the stream: the ``offset`` and the words already final.
+
+    ``view(event)`` is ``event`` on the stream's clock (``rebase``), and for a channel in
+    ``cuts`` (``channel -> (words_from, window_from)``: that channel's last final word
+    end and final window end before the replay) a ``Results`` without the words already
+    final: a word centred before ``words_from``, or ending within ``TOLERANCE`` of it,
+    is a repeat. The window then starts no earlier than ``window_from``; a kept word may
+    start before it, as a straddling word does in Deepgram's own windows.
+
+    Immutable: a new connection gets a new view (``ReplayBuffer.resume``), so a core may
+    apply it on a reader thread while the app records audio on another.
+    """
+
+    offset: float = 0.0
+    cuts: tuple[tuple[int, float, float], ...] = ()
+
+    def __call__(self, event: E) -> E:
+        """``event`` on the stream's clock, without the words already final."""
+        event = rebase(event, self.offset)
+        if self.cuts and isinstance(event, Results):
+            channel = event.channel
+            for cut_channel, words_from, window_from in self.cuts:
+                if cut_channel == channel:
+                    return _after(event, words_from, window_from)
+        return event
+
+
 class ReplayBuffer:
     """The audio sent but not yet finalized, and the offset of the current session.
 
@@ -104,7 +148,12 @@ class ReplayBuffer:
     """
 
     def __init__(
-        self, *, bytes_per_second: int, frame_bytes: int = 1, max_seconds: float = 30.0
+        self,
+        *,
+        bytes_per_second: int,
+        frame_bytes: int = 1,
+        max_seconds: float = 30.0,
+        margin: float = REPLAY_MARGIN,
     ) -> None:
         self.bytes_per_second = _positive_int("bytes_per_second", bytes_per_second)
         self.frame_bytes = _positive_int("frame_bytes", frame_bytes)
@@ -123,7 +172,12 @@ class ReplayBuffer:
         self._dropped = 0  # bytes that were never replayable when a resume needed them
         self._channels = 1
         self._final_end: dict[int, float] = {}  # channel -> stream seconds finalized
-        self._ahead: dict[int, float] = {}  # channel -> finalized end beyond the replay start
+        self._word_end: dict[int, float] = {}  # channel -> end of its last final word
+        self._view = StreamView()
+        #: Seconds before the watermark a replay starts at most (``REPLAY_MARGIN``, 2 s:
+        #: longer than any word); it starts at the last final word's end if that is later.
+        #: 0 replays from the watermark, which can cut a word.
+        self.margin = _seconds("ReplayBuffer: margin", margin)
 
     @classmethod
     def for_options(cls, options: LiveOptions, max_seconds: float = 30.0) -> ReplayBuffer:
@@ -150,6 +204,31 @@ class ReplayBuffer:
         """Stream time up to which every channel is finalized (or was given up)."""
         finals = min(self._final_end.get(c, 0.0) for c in range(self._channels))
         return max(finals, self.offset)
+
+    @property
+    def replay_from(self) -> float:
+        """Stream time the next ``resume()`` replays from: no word is cut there.
+
+        Per channel, the end of its last final word, or ``margin`` seconds before its
+        final end if that is later (never past its final end); the earliest channel's.
+        """
+        margin = self.margin
+        points = []
+        for c in range(self._channels):
+            final = self._final_end.get(c, 0.0)
+            points.append(min(final, max(self._word_end.get(c, -math.inf), final - margin)))
+        return max(min(points), self.offset)
+
+    @property
+    def view(self) -> StreamView | None:
+        """What the current connection's events need to be on the stream (``None``: nothing).
+
+        ``observe`` applies it; a core that shares a reconnecting stream's trackers
+        applies it itself, so the app, the utterances and the stats see the same events
+        (then pass them to ``settle``, not ``observe``).
+        """
+        view = self._view
+        return view if view.offset or view.cuts else None
 
     @property
     def seconds_buffered(self) -> float:
@@ -179,20 +258,21 @@ class ReplayBuffer:
         replayed from the channel furthest behind) are removed from that channel's
         ``Results``, whose ``transcript`` is then rebuilt from the remaining words.
         """
-        event = rebase(event, self.offset)
-        return self._on_results(event) if isinstance(event, Results) else event
+        return self.settle(self._view(event))
 
-    def _on_results(self, results: R) -> R:
-        channel = results.channel
-        ahead = self._ahead.get(channel)
-        if ahead is not None and results.start < ahead:
-            results = _after(results, ahead)
-        if results.is_final:
-            index = results.channel_index
+    def settle(self, event: E) -> E:
+        """``observe`` for an event already on the stream (through ``view``): a final
+        moves the watermark and ``replay_from``; returns ``event``."""
+        if isinstance(event, Results) and event.is_final:
+            channel = event.channel
+            index = event.channel_index
             self._channels = max(self._channels, index[1] if len(index) > 1 else 1)
-            self._final_end[channel] = max(self._final_end.get(channel, 0.0), results.end)
-            self._forget(self._position(self.watermark))
-        return results
+            self._final_end[channel] = max(self._final_end.get(channel, 0.0), event.end)
+            words = event.alternatives[0].words if event.alternatives else ()
+            if words:
+                self._word_end[channel] = max(self._word_end.get(channel, -math.inf), words[-1].end)
+            self._forget(self._position(self.replay_from))
+        return event
 
     def resume(self) -> list[bytes]:
         """The chunks to send first on a new connection; its t=0 is their first byte.
@@ -203,7 +283,13 @@ class ReplayBuffer:
         """
         self._dropped += max(0, self._start - self._position(self.watermark))
         self._base = self._start
-        self._ahead = {c: t for c, t in self._final_end.items() if t > self.offset + _AHEAD}
+        offset = self.offset
+        cuts = tuple(
+            (c, self._word_end.get(c, -math.inf), t)
+            for c, t in sorted(self._final_end.items())
+            if t > offset + _AHEAD
+        )
+        self._view = StreamView(offset=offset, cuts=cuts)
         return list(self._chunks)
 
     def _position(self, seconds: float) -> int:
@@ -225,15 +311,24 @@ class ReplayBuffer:
                 self._start = position
 
 
-def _after(results: R, time: float) -> R:
-    """``results`` without the words before ``time``, its window starting there."""
-    end = max(results.end, time)
-    alternatives = tuple(_words_after(a, time) for a in results.alternatives)
-    return attrs.evolve(results, start=time, duration=end - time, alternatives=alternatives)
+def _after(results: R, words_from: float, window_from: float) -> R:
+    """``results`` without the words already final, its window starting at ``window_from``
+    at the earliest (see ``StreamView``)."""
+    fresh = words_from + TOLERANCE
+    if results.start >= window_from and all(
+        not a.words or a.words[0].start > fresh for a in results.alternatives
+    ):
+        return results  # the common case once the replay is past: words come in order
+    start = max(results.start, window_from)
+    end = max(results.end, start)
+    alternatives = tuple(_words_after(a, words_from) for a in results.alternatives)
+    return attrs.evolve(results, start=start, duration=end - start, alternatives=alternatives)
 
 
 def _words_after(alternative: Alternative, time: float) -> Alternative:
-    words = tuple(w for w in alternative.words if (w.start + w.end) / 2 >= time)
+    """Without the words already final at ``time`` (the last final word's end)."""
+    fresh = time + TOLERANCE
+    words = tuple(w for w in alternative.words if w.end > fresh and w.start + w.end >= 2 * time)
     if len(words) == len(alternative.words):
         return alternative
     transcript = " ".join(w.punctuated_word or w.word for w in words)

@@ -48,6 +48,7 @@ from ._inbound import BINARY, CLOSE, PING, PONG, TEXT, InboundParser, take_after
 from ._json import default_loads
 from ._messages import decode_binary, encode_close_stream
 from ._options import Auth, redact_query
+from ._resume import StreamView
 from ._state import Input, State, Table, next_state
 from ._stats import StatsTracker, StreamStats
 from ._utterances import UtteranceTracker
@@ -181,9 +182,10 @@ class Tracking:
 
     A lone connection makes its own. A reconnecting stream passes one ``Tracking`` to
     every socket's connection, so the figures add up over the sockets and an utterance
-    in progress survives a drop: ``offset`` (the replay's) puts each socket's events
-    on the stream's clock, and the stream, not a socket, ends the utterances with
-    ``UtteranceTracker.close()`` at its real end.
+    in progress survives a drop: ``view`` (the replay's) puts each socket's events on
+    the stream's clock, without the words a replay repeats, *before* they are queued,
+    so the app, the utterances and the stats see the same events; and the stream, not
+    a socket, ends the utterances with ``UtteranceTracker.close()`` at its real end.
     """
 
     #: ``StatsTracker``, made by the first connection (it knows the audio format).
@@ -192,6 +194,9 @@ class Tracking:
     utterances: UtteranceTracker | None = None
     #: Seconds to add to the current socket's timestamps to get stream time.
     offset: float = 0.0
+    #: The current socket's ``StreamView`` (``ReplayBuffer.view``): applied to every
+    #: message it decodes; ``None`` leaves them as the server sent them.
+    view: StreamView | None = None
 
 
 @attrs.define
@@ -301,7 +306,8 @@ class Session:
         self._close_deadline: float | None = None
         self._ping_at: float | None = None
         #: pings awaiting a pong, oldest first: (payload, time sent); only with ping_timeout
-        self._pings: deque[tuple[bytes, float]] = deque()
+        #: (a list: it holds one or two; an empty deque costs 760 bytes per connection)
+        self._pings: list[tuple[bytes, float]] = []
         self._ping_count = 0
 
         #: the latest ``now`` of an input that can end the connection (for ``Closed``'s time)
@@ -671,6 +677,9 @@ class Session:
         for kind, value in frames:
             if kind == TEXT:  # decoded, queued, then the endpoint's bookkeeping
                 event = self._decode(value, self._loads)
+                view = self._tracking.view
+                if view is not None:  # a reconnecting stream's socket: onto its clock
+                    event = view(event)
                 self._events.append(event)
                 self._on_message(event)
             elif kind == BINARY:
@@ -694,7 +703,7 @@ class Session:
         payloads = [p for p, _ in self._pings]
         if payload in payloads:
             for _ in range(payloads.index(payload) + 1):
-                self._pings.popleft()
+                del self._pings[0]
 
     def _on_reject(self, event: RejectConnection, now: float) -> None:
         self._rejection = _Rejection(

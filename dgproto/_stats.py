@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left
-from collections import deque
 from itertools import accumulate
 
 import attrs
@@ -152,7 +151,7 @@ class StatsTracker:
         self._lag = LogHistogram()
         self._last_lag: float | None = None
         self._finalize = LogHistogram()
-        self._finalizes_pending: deque[float] = deque()
+        self._finalizes_pending: list[float] = []  # a few at most: no deque
         #: audio up to here had its mark dropped (MAX_MARKS): its lag cannot be measured
         self._floor = -math.inf
         self._covered: dict[int, float] = {}
@@ -221,7 +220,7 @@ class StatsTracker:
             return
         self._tick(now)
         if isinstance(event, FinalizeComplete) and self._finalizes_pending:
-            sent = self._finalizes_pending.popleft()
+            sent = self._finalizes_pending.pop(0)
             if event.reason != "closed":
                 self._finalize.add(now - sent)
 

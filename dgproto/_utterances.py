@@ -11,9 +11,11 @@ It is pure, like the connection: feed it every event with ``handle_event(event, 
 and emit what it returns right after that event (a connection calls ``close()`` before
 queuing its ``Closed``, which stays the last event); arm a timer for ``deadline()`` and
 call ``handle_timer(now=)`` when it passes. Across reconnects, feed it only the stream's
-final ``Closed``, and events rebased onto one stream clock (``dgproto.rebase``): a final
-replayed after a reconnect that repeats words already taken is trimmed by time, so no
-word is reported twice.
+final ``Closed``, and events on one stream clock: a reconnecting stream's cores give it
+events through the replay's ``StreamView`` (``_resume``), which already removed the words
+a replay repeats, so it sees what the app sees. Fed events merely rebased
+(``dgproto.rebase``), it still trims a replayed final by time (``_new_text``), so no word
+is reported twice.
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ class UtteranceTracker:
 
     ``timeout`` is ``Config.utterance_timeout``: seconds of the caller's clock after the
     last final with words (or interim with new words) before the backstop ends the
-    utterance; ``None`` disables it.
+    utterance; ``None`` disables it. ``max_seconds`` is ``Config.utterance_max_seconds``:
+    an utterance whose words span that much audio ends at once (reason ``"timeout"``).
     """
 
-    def __init__(self, *, timeout: float | None = 3.0) -> None:
+    def __init__(self, *, timeout: float | None = 3.0, max_seconds: float | None = 60.0) -> None:
         self.timeout = timeout
+        self.max_seconds = max_seconds
         self._channels: dict[int, _Channel] = {}
 
     def __repr__(self) -> str:
@@ -160,6 +164,15 @@ class UtteranceTracker:
             # Final windows now reach the announced end: every word before it is final
             # (a final word's times can differ a little from the interim's).
             out += self._end(state, channel, "utterance_end")
+        limit = self.max_seconds
+        if (
+            limit is not None
+            and state.results
+            and state.end - state.start >= limit
+            and not results.from_finalize  # the Finalize it answers ends it right after
+        ):
+            # No end signal for a minute of words: end it so memory stays bounded.
+            out += self._end(state, channel, "timeout")
         return out
 
     def _on_interim(self, state: _Channel, words: tuple[Word, ...], now: float) -> None:

@@ -125,6 +125,7 @@ CONFIGS = st.builds(
     ping_interval=st.sampled_from([None, 2.5]),
     ping_timeout=st.sampled_from([None, 1.0]),
     utterance_timeout=st.sampled_from([None, 3.0]),
+    utterance_max_seconds=st.sampled_from([None, 60.0, 0.05]),
 )
 
 #: Audio chunks: empty, tiny, or up to 0.2 s; the content varies so order shows.
@@ -685,9 +686,13 @@ class ConnectionMachine(RuleBasedStateMachine):
                     isinstance(e, FinalizeComplete) and e.reason != "closed" for e in between
                 )
             elif event.reason == "timeout":
+                # the backstop's deadline passed, or the words reached the length cap
                 timeout = self.config.utterance_timeout
-                assert timeout is not None
-                assert self.log_times[i] - self.log_times[last] >= timeout - EPS
+                cap = self.config.utterance_max_seconds
+                waited = timeout is not None and (
+                    self.log_times[i] - self.log_times[last] >= timeout - EPS
+                )
+                assert waited or (cap is not None and event.end - event.start >= cap - EPS)
             elif event.reason == "closed":
                 rest = self.log[i + 1 :]  # drained with the Closed that follows
                 assert rest

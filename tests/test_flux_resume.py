@@ -46,22 +46,42 @@ def test_end_of_turn_settles_audio_and_a_resume_replays_the_rest() -> None:
     buffer.observe(turn("Update", 0, 0.0, 0.5))
     assert buffer.seconds_buffered == 2.0  # an Update settles nothing
     end = buffer.observe(
-        turn("EndOfTurn", 0, 0.0, 1.5, TurnWord(word="a", confidence=1.0, start=0.5, end=0.9))
+        turn("EndOfTurn", 0, 0.0, 1.6, TurnWord(word="a", confidence=1.0, start=0.5, end=0.79))
     )
-    assert end.audio_window_end == 1.5
+    assert end.audio_window_end == 1.6
     assert buffer.turns == 1
-    assert buffer.seconds_buffered == pytest.approx(0.5)
-    replay = buffer.resume()  # the new connection's t=0 is stream time 1.5
-    assert sum(map(len, replay)) == RATE // 2
-    assert buffer.offset == 1.5
-    # The new connection counts turns and time from 0; the app sees the stream's.
+    # kept from the turn's last word on: the window's end may cut the next turn's first word
+    assert buffer.replay_from == pytest.approx(0.79)
+    buffer.observe(turn("EndOfTurn", 0, 0.0, 1.6, TurnWord(word="a", confidence=1.0, end=0.8)))
+    assert buffer.turns == 1  # the same turn again (it moves nothing back)
+    assert buffer.replay_from == pytest.approx(0.8)
+    assert buffer.seconds_buffered == pytest.approx(1.2)
+    replay = buffer.resume()  # the new connection's t=0 is stream time 0.8
+    assert sum(map(len, replay)) == round(RATE * 1.2)
+    assert buffer.offset == pytest.approx(0.8)
+    # The new connection counts turns and time from 0; the app sees the stream's, and
+    # the turn's window starts where the last EndOfTurn's ended.
     again = buffer.observe(
-        turn("EndOfTurn", 0, 0.0, 0.5, TurnWord(word="b", confidence=1.0, start=0.1, end=0.3))
+        turn("EndOfTurn", 0, 0.0, 1.2, TurnWord(word="b", confidence=1.0, start=0.9, end=1.0))
     )
-    assert (again.turn_index, again.audio_window_start, again.audio_window_end) == (1, 1.5, 2.0)
-    assert (again.words[0].start, again.words[0].end) == (1.6, 1.8)
+    assert (again.turn_index, again.audio_window_start) == (1, 1.6)
+    assert again.audio_window_end == pytest.approx(2.0)
+    assert (again.words[0].start, again.words[0].end) == pytest.approx((1.7, 1.8))
     assert buffer.turns == 2
-    assert buffer.seconds_buffered == 0.0
+    assert buffer.replay_from == pytest.approx(1.8)
+    assert buffer.seconds_buffered == pytest.approx(0.2)
+    # an Update of replayed silence only: its window shrinks to nothing at that end
+    buffer.resume()
+    quiet = buffer.observe(turn("Update", 0, 0.0, 0.1))
+    assert quiet.audio_window_start == quiet.audio_window_end == pytest.approx(2.0)
+
+
+def test_end_of_turn_without_word_times_replays_from_its_window_end() -> None:
+    buffer = FluxReplayBuffer(bytes_per_second=1000)
+    buffer.record(bytes(2000))
+    buffer.observe(turn("EndOfTurn", 0, 0.0, 1.5, TurnWord(word="a", confidence=1.0)))
+    assert buffer.replay_from == 1.5
+    assert sum(map(len, buffer.resume())) == 500
 
 
 def test_containerized_flux_audio_cannot_be_replayed() -> None:

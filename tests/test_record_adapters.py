@@ -237,6 +237,43 @@ def test_a_reconnecting_stream_records_each_socket_in_turn(tmp_path: Path) -> No
         load_recording(path, socket=len(sockets))
 
 
+def test_a_recorded_reconnect_replays_as_a_reconnect(
+    tmp_path: Path, driver: Driver, deepgram_replay: ReplayFactory
+) -> None:
+    """Each socket of the file is served to one connection in turn, and the socket the
+    server dropped is dropped again where it ended: the app reconnects as it did."""
+    path = tmp_path / "reconnect.jsonl"
+
+    async def run(d: Driver, url: str, record: Path | None) -> tuple[int, list[Event]]:
+        async with d.connect(
+            options=OPTIONS, url=url, config=FAST, reconnect=POLICY, record=record
+        ) as stream:
+            for i in range(0, len(AUDIO), CHUNK):
+                await stream.send_audio(AUDIO[i : i + CHUNK])
+            await stream.close()
+            events = await d.collect(stream)
+            return stream.reconnects, events
+
+    with reconnect_emulator([FaultPlan(drop_after_messages=2)]) as live:
+        reconnects, recorded = driver.run(lambda d: run(d, live.url, path))
+    assert reconnects == 1
+    sockets = load_recordings(path)
+    assert len(sockets) == 2
+    assert not any(f.kind == "close" and f.direction == "recv" for f in sockets[0].frames)
+
+    server = deepgram_replay(path)
+    again, replayed = driver.run(lambda d: run(d, server.url, None))
+    assert again == 1
+    assert [type(e).__name__ for e in replayed if type(e).__name__.startswith("Reconnect")] == [
+        "Reconnecting",
+        "Reconnected",
+    ]
+    assert app_view(replayed) == app_view(recorded)
+    served = [record.emulator for record in server.connections]
+    assert [type(e) for e in served] == [ReplayConnection, ReplayConnection]
+    assert [e.recording for e in served] == sockets  # type: ignore[attr-defined]
+
+
 def test_a_text_file_object_gets_everything_inline_and_stays_open(
     deepgram_emulator_factory: EmulatorFactory,
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 
 import pytest
 
@@ -273,6 +274,67 @@ def test_an_unparseable_query_falls_back_and_no_fixed_rate_gates_on_controls() -
         now=0.0,
     )
     assert mp3.audio_seconds_received == 0.0
+
+
+def reconnecting_replayer(recording: Recording) -> ReplayConnection:
+    return ReplayConnection(
+        recording=recording,
+        reconnected=True,
+        config=EmulatorConfig(),
+        rng=random.Random(2),
+        wall_time=0.0,
+        now=0.0,
+    )
+
+
+def test_a_dropped_socket_is_dropped_again_where_it_ended() -> None:
+    """A file's socket the client reconnected after (``reconnected=True``): the server
+    never closed it, so the replay ends it at the same audio point, with no close."""
+    pipe = TappedPipe(client(), emulator(EmulatorConfig(faults=FaultPlan(drop_after_messages=2))))
+    pipe.stream(synthesize("Hello world. This is a test.", sample_rate=RATE))
+    recording = pipe.recording()
+    assert not any(f.kind == "close" for f in recording.frames)
+    ended = pipe.events[-1]
+    assert isinstance(ended, Closed)
+    assert ended.initiator == "transport"
+    last = max(f.audio for f in recording.frames if f.audio is not None)
+
+    replay = TappedPipe(client(), reconnecting_replayer(recording))
+    replay.stream(synthesize("Hello world. This is a test.", sample_rate=RATE))
+    assert [summary(e) for e in replay.events] == [summary(e) for e in pipe.events]
+    assert replay.server.should_close_transport
+    assert replay.client.audio_seconds_sent == pytest.approx(last, abs=0.021)
+    # the same socket replayed as a file's last one (where the recording may just stop)
+    # stays open for whatever the client does next
+    alone = TappedPipe(client(), replayer(recording))
+    alone.stream(synthesize("Hello world. This is a test.", sample_rate=RATE))
+    assert not alone.server.should_close_transport
+    assert alone.client.state is State.OPEN
+
+
+def test_a_socket_the_server_closed_or_refused_is_not_dropped() -> None:
+    pipe, recording = recorded()  # ends with the server's close frame
+    replay = TappedPipe(client(), reconnecting_replayer(recording))
+    scenario(replay)
+    assert [summary(e) for e in replay.events] == [summary(e) for e in pipe.events]
+    rejected = TappedPipe(client(), emulator(EmulatorConfig(faults=FaultPlan(reject_status=503))))
+    again = TappedPipe(client(), reconnecting_replayer(rejected.recording()))
+    assert [summary(e) for e in again.events] == [summary(e) for e in rejected.events]
+
+
+def test_replay_config_takes_one_recording_or_several() -> None:
+    _pipe, recording = recorded()
+    assert EmulatorConfig(replay=[recording]).replay is recording
+    both = EmulatorConfig(replay=[recording, recording]).replay
+    assert both == (recording, recording)
+    # driven directly (no socket server to pick by connection order): the first socket
+    direct = ReplayConnection(
+        config=EmulatorConfig(replay=both), rng=random.Random(2), wall_time=0.0, now=0.0
+    )
+    assert direct.recording is recording
+    for bad in ([], [recording, "x"], "file.jsonl"):
+        with pytest.raises(TypeError, match="replay must be"):
+            EmulatorConfig(replay=bad)  # type: ignore[arg-type]
 
 
 def test_replay_connection_needs_a_recording() -> None:

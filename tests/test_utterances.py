@@ -238,6 +238,65 @@ def test_config_default_and_validation() -> None:
     assert Config(utterance_timeout=None).utterance_timeout is None
     with pytest.raises(ValueError, match="utterance_timeout"):
         Config(utterance_timeout=0)
+    assert Config().utterance_max_seconds == 60.0
+    assert Config(utterance_max_seconds=None).utterance_max_seconds is None
+    with pytest.raises(ValueError, match="utterance_max_seconds"):
+        Config(utterance_max_seconds=-1.0)
+
+
+def unbroken(tracker: UtteranceTracker, seconds: int, now_step: float = 0.01) -> list[Utterance]:
+    """Finals of one word a second with no end signal, arriving faster than real time
+    (so the wall-clock backstop never fires: each final pushes it back)."""
+    out: list[Utterance] = []
+    for k in range(seconds):
+        out += tracker.handle_event(final(float(k), f"w{k}", word_seconds=1.0), now=k * now_step)
+    return out
+
+
+def test_unbroken_speech_ends_an_utterance_at_max_seconds() -> None:
+    tracker = UtteranceTracker(timeout=3.0, max_seconds=10.0)
+    out = unbroken(tracker, 25)
+    # ends as soon as its words span 10 s: after w9, after w19; w20..w24 still open
+    assert [(u.start, u.end, u.reason, len(u.results)) for u in out] == [
+        (0.0, 10.0, "timeout", 10),
+        (10.0, 20.0, "timeout", 10),
+    ]
+    assert out[1].transcript == " ".join(f"w{k}" for k in range(10, 20))
+    assert brief(tracker.close()) == [(0, "w20 w21 w22 w23 w24", "closed")]
+
+
+def test_the_cap_gives_way_to_a_real_end_signal_in_the_same_results() -> None:
+    tracker = UtteranceTracker(timeout=3.0, max_seconds=2.0)
+    tracker.handle_event(final(0.0, "one", word_seconds=1.0), now=0.0)
+    out = tracker.handle_event(final(1.0, "two", word_seconds=1.0, speech_final=True), now=0.1)
+    assert brief(out) == [(0, "one two", "speech_final")]
+
+
+def test_a_finalize_reply_past_the_cap_leaves_the_end_to_the_finalize() -> None:
+    tracker = UtteranceTracker(timeout=3.0, max_seconds=1.0)
+    reply = attrs.evolve(final(0.0, "one two three", word_seconds=1.0), from_finalize=True)
+    assert tracker.handle_event(reply, now=0.0) == []
+    out = tracker.handle_event(FinalizeComplete(channel=None, reason="from_finalize"), now=0.0)
+    assert brief(out) == [(0, "one two three", "finalize")]
+
+
+def test_without_the_cap_an_unbroken_stream_is_one_utterance() -> None:
+    tracker = UtteranceTracker(timeout=3.0, max_seconds=None)
+    assert unbroken(tracker, 200) == []
+    (utterance,) = tracker.close()
+    assert len(utterance.results) == 200
+
+
+def test_default_connection_holds_at_most_a_minute_of_finals() -> None:
+    """The default ``Config`` bounds what an endless utterance holds (memory, issue 13):
+    an hour of finals, one a second, at 100x real time."""
+    tracker = UtteranceTracker(
+        timeout=Config().utterance_timeout, max_seconds=Config().utterance_max_seconds
+    )
+    out = unbroken(tracker, 3630)
+    assert len(out) == 60  # 0-60, ..., 3540-3600; 3600.. still open
+    assert all(u.reason == "timeout" and len(u.results) == 60 for u in out)
+    assert [len(state.results) for state in tracker._channels.values()] == [30]
 
 
 def test_multichannel_utterances_are_independent() -> None:

@@ -217,7 +217,7 @@ def test_core_sockets_sharing_tracking_carry_an_utterance_over_a_drop() -> None:
 
     def collect(p: TimedPipe) -> None:
         for e in p.events:
-            event = buffer.observe(e)
+            event = buffer.settle(e)  # the core applied the buffer's view
             times[id(event)] = p.times[id(e)]
             events.append(event)
         p.events.clear()
@@ -235,7 +235,7 @@ def test_core_sockets_sharing_tracking_carry_an_utterance_over_a_drop() -> None:
             pipe = open_pipe(FaultPlan(withhold_end_signals=True))
             replay = buffer.resume()
             resent = sum(map(len, replay)) - len(chunk)  # audio the old socket had taken
-            tracking.offset = buffer.offset
+            tracking.offset, tracking.view = buffer.offset, buffer.view
             assert tracking.stats is not None
             tracking.stats.on_reconnect()
             for part in replay:  # this chunk too

@@ -349,7 +349,7 @@ class EventBuffer:
         #: socket bytes behind each queued event, parallel to ``_events``
         self._sizes: deque[int] = deque()
         self._bytes = 0
-        self._finalizes: deque[FinalizeSlot] = deque()
+        self._finalizes: list[FinalizeSlot] = []  # a few at most: no deque
         self._limit = EVENT_QUEUE_SIZE if limit is None else limit
         self._resume = EVENT_QUEUE_RESUME if resume is None else resume
         self._limit_bytes = EVENT_QUEUE_BYTES if limit_bytes is None else limit_bytes
@@ -383,7 +383,7 @@ class EventBuffer:
         self._bytes += size
         if isinstance(event, FinalizeComplete):
             if self._finalizes:
-                self._finalizes.popleft().result = event
+                self._finalizes.pop(0).result = event
         elif isinstance(event, Closed):
             self.closed = event
         elif isinstance(event, Connected):

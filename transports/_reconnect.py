@@ -12,7 +12,9 @@ for both async runtimes; the blocking adapter has its own, on the same ``Session
 The one clock and the replay come from a per-endpoint ``Resume`` strategy: it builds
 the replay buffer, which records sent audio, moves each event onto the stream's audio
 clock and forgets audio once finals cover it. ``/v1/listen`` uses ``ReplayBuffer``
-(finals by ``Results.end``; ``rebase`` of Results, UtteranceEnd, SpeechStarted);
+(replays from ``replay_from``, which no final cuts a word at; its ``view``, applied by
+each socket's core, rebases Results, UtteranceEnd, SpeechStarted and removes the words
+a replay repeats, so the app, the utterances and the stats see the same events);
 ``/v2/listen`` uses ``FluxReplayBuffer`` (settled by ``audio_window_end`` of each
 EndOfTurn; TurnInfo rebased onto the stream's clock and turn count) and merges Configure
 deltas, so a new socket gets every setting in force. ``AsyncReconnectingStream`` and
@@ -38,7 +40,7 @@ from dgproto._flux_options import FluxOptions
 from dgproto._flux_resume import FluxReplayBuffer
 from dgproto._options import LiveOptions
 from dgproto._reconnect import ReconnectPolicy
-from dgproto._resume import ReplayBuffer, should_reconnect
+from dgproto._resume import ReplayBuffer, StreamView, should_reconnect
 from dgproto._session import Tracking
 from dgproto._state import State
 from dgproto._stats import StreamStats
@@ -76,9 +78,12 @@ class Replay(Protocol):
     @property
     def seconds_dropped(self) -> float: ...
 
+    @property
+    def view(self) -> StreamView | None: ...
+
     def record(self, chunk: bytes | bytearray | memoryview) -> None: ...
 
-    def observe(self, event: E) -> E: ...
+    def settle(self, event: E) -> E: ...
 
     def resume(self) -> list[bytes]: ...
 
@@ -241,7 +246,7 @@ class Session:
     def _pump(self) -> Generator[Op, Any, Closed]:
         while True:
             received: Event = yield ("next",)
-            event = self.replay.observe(received)
+            event = self.replay.settle(received)  # the core applied the replay's view
             if isinstance(event, Closed):
                 self.live = False
                 return event
@@ -291,7 +296,10 @@ class Session:
         """Queue on the new socket: the Configure, the replay, the backlog, the finalizes."""
         self.request_ids.append(request_id)
         chunks = self.replay.resume()
-        self.tracking.offset = self.replay.offset  # this socket's events, on the stream clock
+        # this socket's events, on the stream's clock and without the words a replay
+        # repeats, before the app, the utterances and the stats see them
+        self.tracking.offset = self.replay.offset
+        self.tracking.view = self.replay.view
         self._backlog.clear()  # everything recorded so far is in the replay
         if self._configure is not None:
             yield ("configure", *self._configure)

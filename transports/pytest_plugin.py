@@ -31,7 +31,7 @@ import pytest
 from dgproto._recording import Recording
 from dgproto.emulator import EmulatorConfig, FaultPlan
 
-from ._record import load_recording
+from ._record import load_recordings
 from .server import DEFAULT_MAX_CONNECTIONS, ThreadedEmulatorServer, serve_in_thread
 
 __all__ = [
@@ -117,13 +117,17 @@ def deepgram_emulator_factory() -> Iterator[EmulatorFactory]:
 def deepgram_replay() -> Iterator[ReplayFactory]:
     """Call it with a recording (``connect(..., record=...)``) to serve it back: every
     client gets the recorded handshake answer, then the recorded messages at the same
-    audio-clock positions of its own audio (see ``dgproto.emulator.ReplayConnection``)."""
+    audio-clock positions of its own audio (see ``dgproto.emulator.ReplayConnection``).
+    A file with several sockets (a reconnecting stream) is served one socket per
+    connection, in order."""
     with emulators() as start:
 
         def replay(
             recording: str | os.PathLike[str] | Recording, *, config: EmulatorConfig | None = None
         ) -> ThreadedEmulatorServer:
-            loaded = recording if isinstance(recording, Recording) else load_recording(recording)
+            loaded = (
+                recording if isinstance(recording, Recording) else tuple(load_recordings(recording))
+            )
             base = config if config is not None else EmulatorConfig()
             return start(config=attrs.evolve(base, replay=loaded))
 

@@ -43,10 +43,11 @@ from typing import Any
 
 import attrs
 
+from dgproto._recording import Recording
 from dgproto.emulator import EmulatorConfig, EmulatorConnection, FaultPlan, ReplayConnection
 
 from ._argparse import OneLineParser
-from ._record import load_recording
+from ._record import load_recordings
 
 __all__ = [
     "ConnectionRecord",
@@ -273,6 +274,8 @@ class EmulatorServer:
         self._seeds = random.Random(seed)
         self._wall_clock = wall_clock
         self._numbers = itertools.count(1)
+        #: connections served a recording so far (``EmulatorConfig.replay`` with several)
+        self._replayed = 0
         self._live: dict[_EmulatorProtocol, ConnectionRecord] = {}
         self._finished_records: deque[ConnectionRecord] = deque(maxlen=keep_finished)
         self._lock = threading.Lock()  # guards the two collections for other threads' reads
@@ -439,13 +442,23 @@ class EmulatorServer:
         # ``now`` starts the handshake timeout at accept: a client that connects and
         # sends nothing is closed after ``config.handshake_timeout``.
         # A configured recording is served back instead of transcribed (issue 15).
-        factory = EmulatorConnection if self.config.replay is None else ReplayConnection
-        return factory(
-            config=self.config,
-            faults=self.faults,
-            rng=random.Random(self._seeds.getrandbits(64)),
-            wall_time=self._wall_clock(),
-            now=self.loop.time(),
+        common: dict[str, Any] = {
+            "config": self.config,
+            "faults": self.faults,
+            "rng": random.Random(self._seeds.getrandbits(64)),
+            "wall_time": self._wall_clock(),
+            "now": self.loop.time(),
+        }
+        replay = self.config.replay
+        if replay is None:
+            return EmulatorConnection(**common)
+        if isinstance(replay, Recording):
+            return ReplayConnection(recording=replay, **common)
+        # a reconnecting stream's sockets, in order; the last one again past the end
+        index = min(self._replayed, len(replay) - 1)
+        self._replayed += 1
+        return ReplayConnection(
+            recording=replay[index], reconnected=index < len(replay) - 1, **common
         )
 
 
@@ -763,7 +776,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--replay",
         metavar="FILE",
-        help="serve this recorded session (a dgproto-recording file) to every client",
+        help="serve this recorded session (a dgproto-recording file) to every client; "
+        "a reconnecting stream's sockets are served in order, one per connection",
     )
     parser.add_argument(
         "--max-connections",
@@ -783,7 +797,7 @@ def _config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     if args.idle_timeout is not None:
         changes["idle_timeout"] = args.idle_timeout or None
     if args.replay:
-        changes["replay"] = load_recording(args.replay)
+        changes["replay"] = tuple(load_recordings(args.replay))
     return EmulatorConfig(**changes)
 
 

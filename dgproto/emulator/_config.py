@@ -89,6 +89,21 @@ def _check_model(_inst: object, _attribute: attrs.Attribute[Any], value: object)
         )
 
 
+def _recordings(value: object) -> Recording | tuple[Recording, ...] | None:
+    """``replay``: one ``Recording``, or a non-empty sequence of them as a tuple."""
+    if value is None or isinstance(value, Recording):
+        return value
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(item, Recording) for item in value)
+    ):
+        return value[0] if len(value) == 1 else tuple(value)
+    raise TypeError(
+        f"replay must be a Recording or a non-empty sequence of them, not {type(value).__name__}"
+    )
+
+
 @attrs.frozen(kw_only=True)
 class EmulatorConfig:
     """Server-wide settings. Times are seconds of ``now``, except where it says "audio"."""
@@ -152,11 +167,12 @@ class EmulatorConfig:
     recognizer, so this bounds what one request can cost everyone else on the server."""
     message_log_limit: int = attrs.field(default=1000, validator=_positive_int)
     """How many client text messages ``received_text_messages`` keeps (oldest dropped)."""
-    replay: Recording | None = attrs.field(
-        default=None,
-        validator=attrs.validators.optional(attrs.validators.instance_of(Recording)),
-        repr=False,
+    replay: Recording | tuple[Recording, ...] | None = attrs.field(
+        default=None, converter=_recordings, repr=False
     )
     """A recorded session to serve instead of transcribing: the socket server then runs
     ``ReplayConnection`` for every client (``EmulatorConnection`` itself ignores it).
-    Read a file with ``dgproto.transports._record.load_recording``."""
+    Several (a sequence: each socket of a reconnecting stream's recording) are served in
+    order, the n-th connection the n-th socket, the last one again past the end, so a
+    reconnect replays as recorded. Read a file with
+    ``dgproto.transports.load_recording(s)``."""

@@ -105,21 +105,41 @@ def _plan(recording: Recording) -> tuple[list[_Gate], list[str], bytes]:
     return gates, controls, bytes(audio)
 
 
+def _dropped_at(recording: Recording) -> float | None:
+    """Where (client audio clock) an accepted socket that the server never closed ended:
+    its last frame's audio clock; ``None`` if the server sent a close frame."""
+    if not recording.accepted:
+        return None
+    if any(f.kind == "close" and f.direction == "recv" for f in recording.frames):
+        return None
+    clocks = [f.audio for f in recording.frames if f.audio is not None]
+    return max(clocks, default=0.0)
+
+
 def _visible(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(k, v) for k, v in pairs if v != REDACTED and k not in ("callback",)}
 
 
 class ReplayConnection(EmulatorConnection):
-    """An ``EmulatorConnection`` that answers with ``config.replay`` (or ``recording``).
+    """An ``EmulatorConnection`` that answers with ``recording`` (else ``config.replay``,
+    its first socket if it holds several).
+
+    ``reconnected=True`` says the recorded client reconnected after this socket (it is
+    not a file's last): a socket the server never closed was dropped, and the replay
+    drops the connection where it ended, so a reconnect replays as recorded.
 
     Driven exactly like ``EmulatorConnection``; its introspection (``request_id``,
     ``received_text_messages``, ``close_sent``...) works the same. ``differences`` lists
     how the client's session departed from the recording.
     """
 
-    def __init__(self, *, recording: Recording | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, recording: Recording | None = None, reconnected: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         chosen = recording if recording is not None else self.config.replay
+        if isinstance(chosen, tuple):
+            chosen = chosen[0]  # the socket server picks by connection order instead
         if chosen is None:
             raise ValueError("ReplayConnection needs a recording (or EmulatorConfig.replay)")
         self.recording = chosen
@@ -132,6 +152,11 @@ class ReplayConnection(EmulatorConnection):
         self._final_end = 0.0
         self._bps: int | None = None
         self._replay_sha = hashlib.sha256()
+        #: ``reconnected``: the recorded client opened another socket after this one. If
+        #: the server never closed this one, it was dropped: end this replay the same way
+        #: once the client's audio reaches where it ended. (The last socket of a file may
+        #: just be where the recording stopped: it is left open.)
+        self._drop_at = _dropped_at(chosen) if reconnected else None
         response = chosen.response
         recorded_id = response.header("dg-request-id") if response is not None else None
         if recorded_id:
@@ -236,7 +261,12 @@ class ReplayConnection(EmulatorConnection):
             # Nothing more will come: the recording's ending (Metadata, close) may follow.
             self._controls_seen = max(self._controls_seen, len(recorded))
         self._release(now)
-        if kind == "CloseStream" and not self._gates and self.close_sent is None:
+        if (
+            kind == "CloseStream"
+            and not self._gates
+            and self.close_sent is None
+            and not self._transport_closed  # the recorded drop came first
+        ):
             self._server_close(now, 1000, "")
 
     def _default_answer(self, kind: str, message: dict[str, Any], now: float) -> None:
@@ -293,6 +323,17 @@ class ReplayConnection(EmulatorConnection):
                     continue
             gates.popleft()
             self._send_recorded(gate.frame, now)
+        drop_at = self._drop_at
+        if (
+            drop_at is not None
+            and not gates
+            and self.close_sent is None
+            and audio + _EPSILON >= drop_at
+            and self._controls_seen >= len(self._recorded_controls)
+        ):
+            self._drop_at = None
+            logger.info("replay: the recorded socket was dropped at audio %.3fs: dropping", audio)
+            self._drop()
 
     def _send_recorded(self, frame: FrameRecord, now: float) -> None:
         if frame.kind == "close":
