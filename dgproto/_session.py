@@ -256,28 +256,6 @@ class Session:
         tracking: Tracking | None = None,
         channels: int = 1,
     ) -> None:
-        # The audio hot path's attributes first, together: CPython keeps an instance's
-        # attributes in the order they were first set, so these share a cache line or two
-        # (with many streams in one process, each frame finds its stream's memory cold).
-        self._state = State.IDLE
-        #: outgoing bytes, in order; a list so a lone audio frame leaves without a copy
-        self._out: list[bytes] = []
-        self._frames = BinaryFrameWriter()
-        self._frame = self._frames.frame  # bound once: called for every audio frame
-        self._audio_bytes_sent = 0
-        self._last_sent: float | None = None
-        self._bytes_per_second = bytes_per_second
-        # statistics: one tracker per stream, shared by its sockets when it reconnects
-        self._tracking = tracking if tracking is not None else Tracking()
-        if self._tracking.stats is None:
-            self._tracking.stats = StatsTracker(
-                bytes_per_second=bytes_per_second, channels=channels
-            )
-        self._stats: StatsTracker = self._tracking.stats
-        self._on_audio = self._stats.on_audio_sent  # bound once: called for every chunk
-        #: whether this connection ends the stream's trackers (False: a stream's socket)
-        self._owns_tracking = tracking is None
-
         self.config = config if config is not None else Config()
         self._auth = auth if auth is not None else Auth.none()
         self.host = host
@@ -289,7 +267,12 @@ class Session:
         self._table = table
         self._decode = decode
 
+        self._state = State.IDLE
         self._ws = WSConnection(ConnectionType.CLIENT)
+        self._frames = BinaryFrameWriter()
+        self._frame = self._frames.frame  # bound once: called for every audio frame
+        #: outgoing bytes, in order; a list so a lone audio frame leaves without a copy
+        self._out: list[bytes] = []
         self._events: deque[Event] = deque()
         self._closed: Closed | None = None
         self._request_id: str | None = None
@@ -304,12 +287,27 @@ class Session:
         # timers (absolute deadlines on the caller's clock)
         self._open_deadline: float | None = None
         self._close_deadline: float | None = None
+        self._last_sent: float | None = None
         self._ping_at: float | None = None
         #: pings awaiting a pong, oldest first: (payload, time sent); only with ping_timeout
         #: (a list: it holds one or two; an empty deque costs 760 bytes per connection)
         self._pings: list[tuple[bytes, float]] = []
         self._ping_count = 0
 
+        # the audio clock
+        self._audio_bytes_sent = 0
+        self._bytes_per_second = bytes_per_second
+
+        # statistics: one tracker per stream, shared by its sockets when it reconnects
+        #: whether this connection ends the stream's trackers (False: a stream's socket)
+        self._owns_tracking = tracking is None
+        self._tracking = tracking if tracking is not None else Tracking()
+        if self._tracking.stats is None:
+            self._tracking.stats = StatsTracker(
+                bytes_per_second=bytes_per_second, channels=channels
+            )
+        self._stats: StatsTracker = self._tracking.stats
+        self._on_audio = self._stats.on_audio_sent  # bound once: called for every chunk
         #: the latest ``now`` of an input that can end the connection (for ``Closed``'s time)
         self._now = 0.0
 
@@ -453,9 +451,8 @@ class Session:
         frame comes back as built, with no trip through the outbound FIFO; control frames
         queued before it (a KeepAlive, a pong) come first, joined with it.
         """
-        # One function, no helper calls but the framing and the stats mark: the adapters
-        # call this for every frame, and in a process busy with many streams each Python
-        # call here costs several times what a tight loop measures (benchmarks/README.md).
+        # _audio_frame's work inline (send_audio frames through here): the adapters call
+        # this for every frame, so one Python call fewer per frame.
         if self._state is not _OPEN:  # the hot path skips the table lookup
             next_state(self._state, Input.SEND_AUDIO, self._table)  # raises: only when OPEN
         if type(chunk) is not bytes:  # the common case pays one check

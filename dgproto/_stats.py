@@ -132,32 +132,31 @@ class StatsTracker:
     """
 
     def __init__(self, *, bytes_per_second: int | None, channels: int = 1) -> None:
-        # on_audio_sent's attributes first (one cache line: see Session.__init__)
-        self._last_now = -math.inf
-        self._audio_bytes = 0
-        self._first_audio_at: float | None = None
-        # (audio end, wall time) of each send, oldest first, from ``_head`` on
-        self._ends: array[float] = array("d")
-        self._times: array[float] = array("d")
-        self._head = 0
         self._bytes_per_second = bytes_per_second
         self._channels = range(max(channels, 1))
         self._single = len(self._channels) == 1
+        self._audio_bytes = 0
         self._keepalives = 0
         self._finalizes = 0
         self._results = 0
         self._finals = 0
+        self._first_audio_at: float | None = None
         self._first_result_latency: float | None = None
         self._lag = LogHistogram()
         self._last_lag: float | None = None
         self._finalize = LogHistogram()
         self._finalizes_pending: list[float] = []  # a few at most: no deque
+        # (audio end, wall time) of each send, oldest first, from ``_head`` on
+        self._ends: array[float] = array("d")
+        self._times: array[float] = array("d")
+        self._head = 0
         #: audio up to here had its mark dropped (MAX_MARKS): its lag cannot be measured
         self._floor = -math.inf
         self._covered: dict[int, float] = {}
         self._connected = 0.0
         self._open_at: float | None = None
         self._reconnects = 0
+        self._last_now = -math.inf
 
     def __repr__(self) -> str:
         return f"<StatsTracker results={self._results} reconnects={self._reconnects}>"

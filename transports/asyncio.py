@@ -99,29 +99,28 @@ class _Protocol(asyncio.Protocol):
     """The socket side: feeds the core and runs the pump. One per connection."""
 
     def __init__(self, conn: StreamConnection, *, started: float) -> None:
-        # send_audio's attributes first, together (see ``Session.__init__``)
-        #: ``writable``, as a plain attribute for the audio hot path.
-        self.paused = False
-        self.transport: asyncio.Transport | None = None
-        self._closing = False
-        self.trace = WireTrace(logger)
         self.conn = conn
         self.loop = asyncio.get_running_loop()
         #: The loop's clock, read for every audio frame: asyncio's own loops read
         #: ``time.monotonic``, so that is called directly (one Python frame fewer).
         self.time = _frame_clock(self.loop)
         self.buffer = EventBuffer()
+        self.trace = WireTrace(logger)
         #: Pulsed (set, then cleared) whenever the buffer or the state changed.
         self.changed = asyncio.Event()
         #: Clear while the transport asks us to stop writing.
         self.writable = asyncio.Event()
         self.writable.set()
+        #: ``writable``, as a plain attribute for the audio hot path.
+        self.paused = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self.error: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
         self._started = started
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._reading = True
+        self._closing = False
 
     # -- asyncio.Protocol
 
