@@ -4,9 +4,9 @@ A recording lets a session that misbehaved against the real Deepgram be replayed
 emulator as a test, so it holds exactly what crossed the wire, minus every credential.
 One JSON object per line (UTF-8):
 
-1. ``{"format": "dgproto-recording", "version": 2, "sidecar": NAME | null}``: refuse what
-   you cannot read. ``sidecar`` names the raw audio file next to this one (below); a
-   later socket's header also has ``"offset"``, where its audio starts in the sidecar.
+1. ``{"format": "dgproto-recording", "version": 3, "sidecar": NAME | null}``: refuse what
+   you cannot read. ``sidecar`` names the binary file next to this one (below); a
+   later socket's header also has ``"offset"``, where its blocks start in the sidecar.
 2. ``{"type": "request", "t", "method", "path", "query": [[k, v], ...], "headers":
    [[name, value], ...]}``: credentials replaced by ``<redacted>`` (see ``redact_*``).
 3. ``{"type": "response", "t", "status", "headers", "body"}``: ``body`` is the base64
@@ -15,8 +15,8 @@ One JSON object per line (UTF-8):
    control frame, in wire order. ``dir`` is ``"send"`` (client to server) or ``"recv"``;
    ``kind`` is ``text`` (with ``"text"``), ``binary``, ``ping`` or ``pong`` (with base64
    ``"data"``) or ``close`` (with ``"code"``, ``"reason"``). With a sidecar, every frame
-   line also has ``"sidecar": N``, the sidecar bytes written before it. A text message
-   that looks like one line of JSON (``{...}``, no CR/LF) is spliced in raw as the
+   line also has ``"sidecar": N``, the sidecar bytes written before it (below). A text
+   message that looks like one line of JSON (``{...}``, no CR/LF) is spliced in raw as the
    *last* field, ``"json": {...}``, instead of an escaped ``"text"`` string (escaping
    cost more than everything else the recorder does per message): the reader takes
    everything after ``,"kind":"text","json":`` up to the closing brace as the text,
@@ -27,21 +27,43 @@ One JSON object per line (UTF-8):
 (``audio_seconds_sent``, after a sent frame's own audio) or ``null`` when the encoding has
 no fixed byte rate.
 
-**The audio sidecar** (version 2). Base64-encoding every audio frame inline cost several
-times the send path itself, so the client's audio frames (whole, unfragmented binary
-frames: every ``send_audio``) go to a binary file instead, as cheaply as bytes can be
-kept: per frame, an 8-byte little-endian IEEE double ``t``, then the WebSocket frame
-exactly as sent (header, mask key, masked payload). The reader unmasks them and merges
-them back into wire order by the ``sidecar`` offsets; their ``audio`` is the running sum
-of payload bytes over the request's byte rate. Without a sidecar (``null``: recording to
-a file object rather than a path) audio frames are inline ``binary`` lines as in version 1.
+**The sidecar** (version 3): what is bulky or frequent goes to a binary file next to the
+lines, as blocks written as they are held in memory, so recording a frame costs an append
+and a batch one gathering write, no per-frame formatting. Each block starts with a
+20-byte head ``BLOCK`` (little-endian): a 4-byte tag, ``count``, ``size``, and ``base``
+(a double: the recorder's clock at the request; a stamp minus ``base`` is the ``t`` of
+the lines). Then, by tag:
+
+* ``AUDIO_TAG`` (``DGA3``): ``count`` frames the client sent, each exactly ``size`` bytes:
+  ``count`` stamps (doubles), then the frames back to back, each one whole WebSocket
+  binary frame exactly as sent (header, mask key, masked payload; a fragmented message is
+  kept reassembled and unmasked). Their ``audio`` is the running sum of payload bytes over
+  the request's byte rate.
+* ``READS_TAG`` (``DGR3``): ``count`` reads of the server's bytes after the 101, ``size``
+  bytes in all: ``count`` stamps (doubles), ``count`` positions (uint32: how many of this
+  socket's audio frames were sent before the read), ``count`` lengths (uint32), then the
+  reads back to back, exactly as they came (WebSocket frames, possibly split or several
+  per read). The reader parses the frames; each message gets the ``t`` of the read that
+  completed it and the audio clock after ``position`` frames, and goes in wire order
+  after those frames.
+
+A line's ``sidecar`` is the sidecar's size when it was written: the blocks before it came
+before it on the wire. The recorder writes the sidecar's pending blocks before each line
+and every 256 KiB of audio (``AUDIO_FLUSH``) or 64 KiB of reads, so a killed process
+loses at most that much; the reader keeps every whole block and reports a cut one, or a
+cut last line, as ``Recording.truncated``. In version 3 the lines hold the handshake and
+what the client sent besides audio (control messages, close); ``dgproto replay FILE
+--frames`` prints every frame, server messages included, as one JSON line each.
+
+**Version 2** (read only): the sidecar held only the client's audio, per frame an 8-byte
+double ``t`` then the frame as sent, and the server's messages were lines. **Version 1**:
+no sidecar. Without a sidecar (``null``: recording to a file object rather than a path)
+every frame is a line, in any version.
 
 **Several sockets** (a ``reconnect=`` stream): each socket's session starts with its own
 header line (then its request, response and frames); all share one sidecar, whose offsets
 count from the start of that file. ``read_recordings`` returns one ``Recording`` per
 socket, ``read_recording`` the first.
-
-Version 1 files (inline audio, one socket) are still read.
 
 Pure: ``Recorder`` turns calls into lines, ``read_recording`` lines into typed records;
 writing the file is the adapters' job (``dgproto.transports._record``).
@@ -53,6 +75,8 @@ import base64
 import binascii
 import json
 import struct
+import sys
+from array import array
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
@@ -81,11 +105,17 @@ __all__ = [
 ]
 
 FORMAT = "dgproto-recording"
-VERSION = 2
+VERSION = 3
 #: The versions ``read_recording`` accepts.
-READABLE_VERSIONS = (1, 2)
-#: A sidecar record's head: the frame's ``t``, a little-endian double.
+READABLE_VERSIONS = (1, 2, 3)
+#: A version 2 sidecar record's head: the frame's ``t``, a little-endian double.
 SIDECAR_T = struct.Struct("<d")
+#: A version 3 sidecar block's head: tag, count, size, base (see the module docstring).
+BLOCK = struct.Struct("<4sIId")
+#: The tag of a block of audio frames the client sent.
+AUDIO_TAG = b"DGA3"
+#: The tag of a block of the server's reads.
+READS_TAG = b"DGR3"
 #: What a credential is replaced with.
 REDACTED = "<redacted>"
 
@@ -239,10 +269,78 @@ class Recording:
     request: RequestRecord
     response: ResponseRecord | None
     frames: tuple[FrameRecord, ...] = ()
+    #: The file ends mid-block or mid-line (a killed process): what was whole is here.
+    truncated: bool = False
 
     @property
     def accepted(self) -> bool:
         return self.response is not None and self.response.status == 101
+
+
+# --------------------------------------------------------------------------- frames
+
+
+_KIND_OF_OPCODE: dict[int, Kind] = {1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
+
+
+class _Frames:
+    """Incremental WebSocket frame parser for one direction (messages reassembled)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._opcode = 0
+        self._parts: list[bytes] = []
+
+    def feed(self, data: bytes | bytearray) -> list[tuple[Kind, bytes, int]]:
+        """Complete messages/control frames as ``(kind, payload, fragment bytes)``.
+
+        The third item counts a binary message's payload bytes that arrived in this call,
+        fragments included, so the audio clock moves with each fragment."""
+        buf: bytes | bytearray
+        if self.buffer:
+            self.buffer += data
+            buf = self.buffer
+        else:
+            buf = data  # the usual case, whole frames per write: no copy into a buffer
+        out: list[tuple[Kind, bytes, int]] = []
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            length = second & 0x7F
+            head = 2
+            if length == 126:
+                head, length = 4, int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            elif length == 127:
+                head, length = 10, int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            masked = second & 0x80
+            start = pos + head + (4 if masked else 0)
+            end = start + length
+            if end > size:
+                break
+            payload = bytes(buf[start:end])
+            if masked and length:
+                payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+            pos = end
+            opcode = first & 0x0F
+            fin = first & 0x80
+            if opcode >= 8:
+                out.append((_KIND_OF_OPCODE.get(opcode, "binary"), payload, 0))
+                continue
+            if opcode:
+                self._opcode = opcode
+            audio = length if self._opcode == 2 else 0
+            if fin and not self._parts:
+                out.append((_KIND_OF_OPCODE.get(self._opcode, "binary"), payload, audio))
+                continue
+            self._parts.append(payload)
+            if fin:
+                whole = b"".join(self._parts)
+                self._parts.clear()
+                out.append((_KIND_OF_OPCODE.get(self._opcode, "binary"), whole, audio))
+            elif audio:
+                out.append(("binary", b"", audio))  # a fragment: only the clock moves
+        self.buffer = bytearray(buf[pos:]) if pos < size else bytearray()
+        return out
 
 
 # --------------------------------------------------------------------------- encoder
@@ -348,18 +446,6 @@ class Recorder:
             return f"{head}{_JSON_MARK}{text}}}\n"  # spliced: escaping cost more than all else
         return f'{head},"kind":"text","text":{_quote(text)}}}\n'
 
-    def spliced_head(
-        self, direction: Direction, audio: float | None, sidecar: int | None = None
-    ) -> tuple[str, float]:
-        """``(format, start)``: ``format % (now - start)`` + the message + ``}`` and a
-        newline is what ``text`` makes of a spliceable message at this audio clock and
-        sidecar place, so a run of messages between two writes pays the rest once."""
-        start = self._start if self._start is not None else 0.0
-        audio_part = "null" if audio is None else "%.6f" % audio  # noqa: UP031
-        place = "" if sidecar is None else f',"sidecar":{sidecar}'
-        fixed = f'"audio":{audio_part},"dir":"{direction}"{place}{_JSON_MARK}'
-        return _AUDIO_HEAD + "%.6f," + fixed.replace("%", "%%"), start
-
     def frame(
         self,
         direction: Direction,
@@ -431,6 +517,18 @@ def _spliced(line: str) -> dict[str, Any] | None:
     return obj
 
 
+def line_is_whole(line: str) -> bool:
+    """Whether ``line`` (without its newline) is a whole record: blank, JSON, or a
+    spliced frame; a file's last line that is not was cut by a stopped writer."""
+    if not line.strip() or (_JSON_MARK in line and _spliced(line) is not None):
+        return True
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
 def _frame(obj: dict[str, Any], where: str) -> FrameRecord:
     direction = obj.get("dir")
     kind = obj.get("kind")
@@ -474,8 +572,43 @@ def _check_header(obj: Any, where: str) -> tuple[int, str | None, int]:
     return version, sidecar, offset
 
 
+def _frame_record(
+    direction: Direction, kind: Kind, payload: bytes, t: float, audio: float | None
+) -> FrameRecord:
+    """A frame read from the sidecar, as its line would have given it."""
+    if kind == "text":
+        text = payload.decode("utf-8", errors="replace")
+        return FrameRecord(t=t, audio=audio, direction=direction, kind=kind, text=text)
+    if kind == "close":
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+        reason = payload[2:].decode("utf-8", errors="replace")
+        return FrameRecord(
+            t=t, audio=audio, direction=direction, kind=kind, code=code, reason=reason
+        )
+    return FrameRecord(t=t, audio=audio, direction=direction, kind=kind, data=payload)
+
+
+def _binary_frame(data: bytes, pos: int, end: int) -> tuple[bytes, int] | None:
+    """``(unmasked payload, its length)`` of the whole binary frame ``data[pos:end]``."""
+    if end - pos < 2 or data[pos] != 0x82:
+        return None
+    second = data[pos + 1]
+    length, head = second & 0x7F, 2
+    if length == 126:
+        length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+    elif length == 127:
+        length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+    start = pos + head + (4 if second & 0x80 else 0)
+    if start + length != end:
+        return None
+    payload = data[start:end]
+    if second & 0x80:
+        payload = apply_mask(payload, data[start - 4 : start])
+    return payload, length
+
+
 class _SidecarReader:
-    """Walks the sidecar's records in order, turning them into send ``binary`` frames."""
+    """Walks a version 2 sidecar's records in order, turning them into send frames."""
 
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -483,6 +616,11 @@ class _SidecarReader:
         #: the current socket's byte rate and audio bytes so far (its audio clock)
         self.bps: int | None = None
         self.audio_bytes = 0
+        self.truncated = False
+
+    def start(self, bps: int | None) -> None:
+        """A new socket's request: its audio clock starts from 0 at ``bps``."""
+        self.bps, self.audio_bytes = bps, 0
 
     def until(self, offset: int | None, where: str) -> list[FrameRecord]:
         """The records that start before ``offset`` (all that are left for ``None``)."""
@@ -502,30 +640,150 @@ class _SidecarReader:
                 length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
             elif length == 127:
                 length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-            masked = bool(second & 0x80)
-            start = pos + head + (4 if masked else 0)
-            if data[pos] != 0x82 or start + length > len(data):
+            stop = pos + head + (4 if second & 0x80 else 0) + length
+            frame = _binary_frame(data, pos, stop) if stop <= len(data) else None
+            if frame is None:
                 raise RecordingError(f"sidecar byte {self._pos}: not a whole binary frame")
-            payload = data[start : start + length]
-            if masked:
-                payload = apply_mask(payload, data[start - 4 : start])
-            self._pos = start + length
-            self.audio_bytes += length
+            self._pos = stop
+            self.audio_bytes += frame[1]
             audio = None if self.bps is None else round(self.audio_bytes / self.bps, 6)
             out.append(
                 FrameRecord(
-                    t=round(t, 6), audio=audio, direction="send", kind="binary", data=payload
+                    t=round(t, 6), audio=audio, direction="send", kind="binary", data=frame[0]
                 )
             )
         return out
 
 
+_U32 = "I" if array("I").itemsize == 4 else "L"
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _array(code: str, data: bytes, pos: int, count: int) -> array[Any]:
+    """``count`` little-endian items of ``code`` at ``data[pos:]``."""
+    out = array(code)
+    out.frombytes(data[pos : pos + count * out.itemsize])
+    if _BIG_ENDIAN:  # pragma: no cover - the format is little-endian
+        out.byteswap()
+    return out
+
+
+class _BlockReader:
+    """Walks a version 3 sidecar's blocks in order: the client's audio frames and the
+    server's messages, merged in wire order by the reads' positions."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        self.truncated = False
+        self.start(None)
+
+    def start(self, bps: int | None) -> None:
+        """A new socket's request: its audio clock, frame count and parser restart."""
+        self.bps = bps
+        #: payload bytes sent after each audio frame so far (index: frames before)
+        self._clock = [0]
+        self._parser = _Frames()
+
+    def _audio(self, frames: int) -> float | None:
+        if self.bps is None:
+            return None
+        return round(self._clock[min(frames, len(self._clock) - 1)] / self.bps, 6)
+
+    def until(self, offset: int | None, where: str) -> list[FrameRecord]:
+        """The frames of the blocks that start before ``offset`` (all for ``None``), in
+        wire order. A block cut short (the file ends inside it) is left out."""
+        data = self._data
+        end = len(data) if offset is None else offset
+        if end > len(data):
+            self.truncated = True
+            end = len(data)
+        keyed: list[tuple[int, int, int, FrameRecord]] = []
+        while self._pos < end:
+            pos = self._pos
+            if pos + BLOCK.size > len(data):
+                self.truncated = True
+                self._pos = len(data)
+                break
+            tag, count, size, base = BLOCK.unpack_from(data, pos)
+            pos += BLOCK.size
+            if tag == AUDIO_TAG:
+                stop = pos + count * (8 + size)
+            elif tag == READS_TAG:
+                stop = pos + count * 16 + size
+            else:
+                raise RecordingError(f"sidecar byte {self._pos}: not a block ({tag!r})")
+            if stop > len(data):
+                self.truncated = True
+                self._pos = len(data)
+                break
+            stamps = _array("d", data, pos, count)
+            pos += 8 * count
+            if tag == AUDIO_TAG:
+                self._audio_block(stamps, base, data, pos, size, keyed)
+            else:
+                self._reads_block(stamps, base, data, pos, count, keyed)
+            self._pos = stop
+        keyed.sort(key=_order)
+        return [item[3] for item in keyed]
+
+    def _audio_block(
+        self,
+        stamps: array[float],
+        base: float,
+        data: bytes,
+        pos: int,
+        size: int,
+        out: list[tuple[int, int, int, FrameRecord]],
+    ) -> None:
+        clock = self._clock
+        for stamp in stamps:
+            frame = _binary_frame(data, pos, pos + size)
+            if frame is None:
+                raise RecordingError(f"sidecar byte {pos}: not a whole binary frame")
+            index = len(clock)
+            clock.append(clock[-1] + frame[1])
+            record = FrameRecord(
+                t=round(stamp - base, 6),
+                audio=self._audio(index),
+                direction="send",
+                kind="binary",
+                data=frame[0],
+            )
+            out.append((index - 1, 1, len(out), record))
+            pos += size
+
+    def _reads_block(
+        self,
+        stamps: array[float],
+        base: float,
+        data: bytes,
+        pos: int,
+        count: int,
+        out: list[tuple[int, int, int, FrameRecord]],
+    ) -> None:
+        positions = _array(_U32, data, pos, count)
+        lengths = _array(_U32, data, pos + 4 * count, count)
+        pos += 8 * count
+        parser = self._parser
+        for stamp, at, length in zip(stamps, positions, lengths, strict=True):
+            t, audio = round(stamp - base, 6), self._audio(at)
+            for kind, payload, _ in parser.feed(data[pos : pos + length]):
+                out.append((at, 0, len(out), _frame_record("recv", kind, payload, t, audio)))
+            pos += length
+
+
+def _order(item: tuple[int, int, int, FrameRecord]) -> tuple[int, int, int]:
+    """Wire order: the reads after ``n`` audio frames, before the frame after those."""
+    return item[0], item[1], item[2]
+
+
 class _Segment:
     """One socket's records while they are read."""
 
-    def __init__(self, version: int, reader: _SidecarReader | None) -> None:
+    def __init__(self, version: int, reader: _SidecarReader | _BlockReader | None) -> None:
         self.version = version
-        #: the shared sidecar reader when this socket's audio is in it
+        #: the shared sidecar reader when this socket's frames are in it
         self.reader = reader
         self.request: RequestRecord | None = None
         self.response: ResponseRecord | None = None
@@ -538,34 +796,40 @@ class _Segment:
             return
         if obj.get("type") == "request":
             assert self.request is not None
-            reader.bps, reader.audio_bytes = _byte_rate(self.request), 0
+            reader.start(_byte_rate(self.request))
         elif obj.get("type") == "frame":
             frame = self.frames.pop()
             self.frames += reader.until(_need(obj, "sidecar", int, where), where)
             self.frames.append(frame)
 
-    def done(self, where: str, sidecar_end: int | None) -> Recording:
+    def done(self, where: str, sidecar_end: int | None, truncated: bool) -> Recording:
         if self.request is None:
             raise RecordingError(f"{where}: no request record: the session never started")
         if self.reader is not None:
             self.frames += self.reader.until(sidecar_end, where)
+            truncated = truncated or self.reader.truncated
         return Recording(
             version=self.version,
             request=self.request,
             response=self.response,
             frames=tuple(self.frames),
+            truncated=truncated,
         )
 
 
-def read_recordings(lines: Iterable[str], sidecar: bytes | None = None) -> list[Recording]:
+def read_recordings(
+    lines: Iterable[str], sidecar: bytes | None = None, *, truncated: bool = False
+) -> list[Recording]:
     """Parse a recording's lines into one ``Recording`` per socket (blank lines skipped).
 
-    ``sidecar`` is the content of the raw audio file the header names (``None``: there is
-    none, and a header naming one is an error). ``RecordingError`` says where it broke.
+    ``sidecar`` is the content of the raw file the header names (``None``: there is none,
+    and a header naming one is an error). ``truncated``: the caller dropped a cut last
+    line (the last socket's ``Recording.truncated`` says so). ``RecordingError`` says
+    where it broke.
     """
     out: list[Recording] = []
     segment: _Segment | None = None
-    reader = None if sidecar is None else _SidecarReader(sidecar)
+    reader: _SidecarReader | _BlockReader | None = None
     where = "line 0"
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -580,9 +844,14 @@ def read_recordings(lines: Iterable[str], sidecar: bytes | None = None) -> list[
         if segment is None or (isinstance(obj, dict) and "format" in obj):
             version, named, offset = _check_header(obj, where)
             if segment is not None:
-                out.append(segment.done(where, offset))
-            if named is not None and reader is None:
+                if segment.version != version:
+                    raise RecordingError(f"{where}: version {version} after {segment.version}")
+                out.append(segment.done(where, offset, False))
+            if named is not None and sidecar is None:
                 raise RecordingError(f"{where}: the audio sidecar {named!r} is missing")
+            if named is not None and reader is None:
+                assert sidecar is not None
+                reader = _BlockReader(sidecar) if version >= 3 else _SidecarReader(sidecar)
             segment = _Segment(version, None if named is None else reader)
             continue
         if not isinstance(obj, dict):
@@ -590,7 +859,7 @@ def read_recordings(lines: Iterable[str], sidecar: bytes | None = None) -> list[
         segment.add(obj, where)
     if segment is None:
         raise RecordingError(f"empty file: no {FORMAT} header")
-    out.append(segment.done(where, None))
+    out.append(segment.done(where, None, truncated))
     return out
 
 

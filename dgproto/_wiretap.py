@@ -10,39 +10,61 @@ the binary payload bytes sent, so it equals the core's ``audio_seconds_sent``.
 Lines go to ``write`` as they are made; the tap never raises on odd bytes (a recorder
 must not break the session it records): what it cannot parse, it stops recording.
 
-With ``sidecar=`` (a file name), each whole audio frame the client sends is appended to
-``audio_buffer`` untouched (its ``t`` as a double, then the masked frame, the format's
-sidecar record) instead of being unmasked and base64-encoded into a line: per frame that
-is two ``bytearray`` appends. The owner empties the buffer into the sidecar file
-(``flush_audio`` is called past ``AUDIO_FLUSH`` bytes). Cheaper still, ``sent_batch``:
-an adapter that logs its writes unparsed hands over, in batches, those that repeat the
-last audio frame's size and header; they are kept as they are, not copied
-(``take_audio_parts``).
+With ``sidecar=`` (a file name; format version 3), the client's audio frames and every
+server read after the 101 go to the sidecar as blocks instead of lines: nothing is
+unmasked, parsed or formatted. A frame ``sent`` sees alone becomes a block of one in
+``audio_buffer``; ``sent_batch`` takes, in batches, the writes an adapter logged unparsed
+(those that repeat the last audio frame's size and header) as one block whose frames are
+kept as they are, not copied; a read is three appends (``hold_read``, or the owner's
+``hold_reads``) and the held reads
+become one block when anything else is recorded or the owner takes the parts
+(``take_audio_parts``: the pieces of one gathering write). ``flush_audio`` is called past
+``AUDIO_FLUSH`` bytes of single frames or ``READ_FLUSH`` bytes of held reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import chain, repeat
-from operator import itemgetter, sub
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 
 from ._audio import bytes_per_second
 from ._framing import apply_mask
 from ._options import LiveOptions
-from ._recording import SIDECAR_T, Direction, Kind, Recorder
+from ._recording import (
+    AUDIO_TAG,
+    BLOCK,
+    READS_TAG,
+    SIDECAR_T,
+    Direction,
+    Kind,
+    Recorder,
+    _Frames,
+)
 
-__all__ = ["AUDIO_FLUSH", "Write", "WireTap"]
+__all__ = ["AUDIO_FLUSH", "READ_FLUSH", "Write", "WireTap"]
 
 #: One client write as the adapter's trace logs it: ``(now, the bytes written)``.
 Write = tuple[float, bytes]
 
 #: ``audio_buffer`` bytes after which the tap calls ``flush_audio``.
 AUDIO_FLUSH = 256 * 1024
+#: Bytes of held server reads after which the tap calls ``flush_audio``.
+READ_FLUSH = 64 * 1024
 _pack_t = SIDECAR_T.pack
+_pack_block = BLOCK.pack
 _times = itemgetter(0)
 _datas = itemgetter(1)
 
-_KIND_OF_OPCODE: dict[int, Kind] = {1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
+
+def _doubles(values: Iterable[float], count: int) -> bytes:
+    """``count`` little-endian doubles (one ``struct.pack``: half an ``array``'s cost)."""
+    return struct.pack(f"<{count}d", *values)
+
+
+def _uint32s(values: Iterable[int], count: int) -> bytes:
+    """``count`` little-endian uint32s."""
+    return struct.pack(f"<{count}I", *values)
 
 
 def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
@@ -71,66 +93,6 @@ def _unmasked_frame(payload: bytes) -> bytes:
     return head + payload
 
 
-class _Frames:
-    """Incremental WebSocket frame parser for one direction (messages reassembled)."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self._opcode = 0
-        self._parts: list[bytes] = []
-
-    def feed(self, data: bytes | bytearray) -> list[tuple[Kind, bytes, int]]:
-        """Complete messages/control frames as ``(kind, payload, fragment bytes)``.
-
-        The third item counts a binary message's payload bytes that arrived in this call,
-        fragments included, so the audio clock moves with each fragment."""
-        buf: bytes | bytearray
-        if self.buffer:
-            self.buffer += data
-            buf = self.buffer
-        else:
-            buf = data  # the usual case, whole frames per write: no copy into a buffer
-        out: list[tuple[Kind, bytes, int]] = []
-        pos, size = 0, len(buf)
-        while size - pos >= 2:
-            first, second = buf[pos], buf[pos + 1]
-            length = second & 0x7F
-            head = 2
-            if length == 126:
-                head, length = 4, int.from_bytes(buf[pos + 2 : pos + 4], "big")
-            elif length == 127:
-                head, length = 10, int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            masked = second & 0x80
-            start = pos + head + (4 if masked else 0)
-            end = start + length
-            if end > size:
-                break
-            payload = bytes(buf[start:end])
-            if masked and length:
-                payload = apply_mask(payload, bytes(buf[start - 4 : start]))
-            pos = end
-            opcode = first & 0x0F
-            fin = first & 0x80
-            if opcode >= 8:
-                out.append((_KIND_OF_OPCODE.get(opcode, "binary"), payload, 0))
-                continue
-            if opcode:
-                self._opcode = opcode
-            audio = length if self._opcode == 2 else 0
-            if fin and not self._parts:
-                out.append((_KIND_OF_OPCODE.get(self._opcode, "binary"), payload, audio))
-                continue
-            self._parts.append(payload)
-            if fin:
-                whole = b"".join(self._parts)
-                self._parts.clear()
-                out.append((_KIND_OF_OPCODE.get(self._opcode, "binary"), whole, audio))
-            elif audio:
-                out.append(("binary", b"", audio))  # a fragment: only the clock moves
-        self.buffer = bytearray(buf[pos:]) if pos < size else bytearray()
-        return out
-
-
 class WireTap:
     """Feed it both directions of one client session; it ``write``s recording lines."""
 
@@ -145,13 +107,13 @@ class WireTap:
     ) -> None:
         self._write = write
         self._recorder = Recorder(secrets=secrets)
-        #: sidecar records not yet taken (``take_audio``); ``None``: audio goes inline
+        #: single-frame blocks not yet taken (``take_audio``); ``None``: everything inline
         self.audio_buffer: bytearray | None = None if sidecar is None else bytearray()
         self._sidecar = sidecar
         self._sidecar_base = sidecar_offset
         #: sidecar bytes taken so far, counted from the sidecar file's start
         self._sidecar_taken = sidecar_offset
-        #: sidecar records from ``sent_batch`` not yet taken (after ``audio_buffer``'s)
+        #: sidecar pieces not yet taken (after ``audio_buffer``'s, before held reads)
         self._parts: list[bytes] = []
         self._parts_size = 0
         #: the first 4 bytes and the size of the last single audio frame ``sent`` saw
@@ -159,6 +121,16 @@ class WireTap:
         self.fast_head: bytes | None = None
         self.fast_size = 0
         self._fast_payload = 0
+        #: audio frames recorded so far (what a held read's position counts)
+        self.audio_frames = 0
+        #: True once the server's reads go to the sidecar raw (``hold_read``)
+        self.raw_reads = False
+        #: held server reads: their clocks, positions (audio frames before) and bytes
+        self.read_times: list[float] = []
+        self.read_positions: list[int] = []
+        self.read_data: list[bytes] = []
+        #: bytes ``received`` held since the last ``take_audio_parts``
+        self._read_bytes = 0
         self._flush_audio: Callable[[], object] = flush_audio or _nothing
         self._t0 = 0.0
         self._out_head = bytearray()
@@ -173,7 +145,8 @@ class WireTap:
 
     @property
     def _sidecar_pos(self) -> int | None:
-        """The sidecar's size once everything buffered is written (``None``: no sidecar)."""
+        """The sidecar's size once everything taken is written (``None``: no sidecar);
+        call ``_seal_reads`` first."""
         buffer = self.audio_buffer
         if buffer is None:
             return None
@@ -187,11 +160,47 @@ class WireTap:
             self._parts_size += len(buffer)
             buffer.clear()
 
-    def take_audio_parts(self) -> list[bytes]:
-        """The sidecar records buffered so far, in order, as pieces to write out with one
-        gathering write (``os.writev``): ``sent_batch`` keeps the frames it was given
-        rather than copy them."""
+    def hold_read(self, now: float, position: int, data: bytes) -> None:
+        """Keep a server read for the sidecar: ``position`` audio frames came before it
+        (``audio_frames`` plus any the owner holds unrecorded), ``data`` is not copied."""
+        self.read_times.append(now)
+        self.read_positions.append(position)
+        self.read_data.append(data)
+
+    def hold_reads(
+        self, times: Iterable[float], positions: Iterable[int], data: Iterable[bytes]
+    ) -> None:
+        """``hold_read`` for many reads at once (three iterables of the same length)."""
+        self.read_times.extend(times)
+        self.read_positions.extend(positions)
+        self.read_data.extend(data)
+
+    def _seal_reads(self) -> None:
+        """The held reads to the parts as one reads block."""
+        data = self.read_data
+        if not data:
+            return
         self._move_buffer()
+        lengths = list(map(len, data))
+        size = sum(lengths)
+        count = len(data)
+        self._parts += (
+            _pack_block(READS_TAG, count, size, self._t0),
+            _doubles(self.read_times, count),
+            _uint32s(self.read_positions, count),
+            _uint32s(lengths, count),
+        )
+        self._parts += data
+        self._parts_size += BLOCK.size + 16 * count + size
+        self.read_times, self.read_positions, self.read_data = [], [], []
+
+    def take_audio_parts(self) -> list[bytes]:
+        """The sidecar's blocks so far, in order, as pieces to write out with one
+        gathering write (``os.writev``): the frames and reads are kept as they came
+        rather than copied."""
+        self._seal_reads()
+        self._move_buffer()
+        self._read_bytes = 0
         parts = self._parts
         self._parts = []
         self._sidecar_taken += self._parts_size
@@ -199,7 +208,7 @@ class WireTap:
         return parts
 
     def take_audio(self) -> bytes:
-        """The sidecar records buffered so far, for the owner to append to the file."""
+        """The sidecar's blocks so far, for the owner to append to the file."""
         return b"".join(self.take_audio_parts())
 
     @property
@@ -219,23 +228,38 @@ class WireTap:
 
         Every write must be exactly ``fast_size`` bytes starting with ``fast_head``: one
         whole audio frame of the size the tap last saw (the adapter's trace checks this
-        on its hot path and logs only those writes here, unparsed). The frames are kept
-        as they are (``take_audio_parts``), behind their ``t``.
+        on its hot path and logs only those writes here, unparsed). They become one
+        audio block: the stamps packed at once, then the frames as they are.
         """
-        buffer, head = self.audio_buffer, self.fast_head
-        if not writes or self._done or buffer is None or head is None:
+        head = self.fast_head
+        if not writes or self._done or self.audio_buffer is None or head is None:
             return
         self._move_buffer()
         count = len(writes)
-        stamps = map(_pack_t, map(sub, map(_times, writes), repeat(self._t0)))
-        self._parts += chain.from_iterable(zip(stamps, map(_datas, writes), strict=True))
-        self._parts_size += (SIDECAR_T.size + self.fast_size) * count
+        self._parts += (
+            _pack_block(AUDIO_TAG, count, self.fast_size, self._t0),
+            _doubles(map(_times, writes), count),
+        )
+        self._parts += map(_datas, writes)
+        self._parts_size += BLOCK.size + (8 + self.fast_size) * count
         self._audio_bytes += self._fast_payload * count
+        self.audio_frames += count
+        if self._parts_size > AUDIO_FLUSH:  # batches cut short by other writes add up
+            self._flush_audio()
 
     @property
     def audio_seconds(self) -> float | None:
         """The client's audio clock as the tap counts it (``None``: no fixed byte rate)."""
         return None if self._bps is None else self._audio_bytes / self._bps
+
+    def _audio_block(self, buffer: bytearray, frame: bytes | bytearray, now: float) -> None:
+        """One frame the client sent, as a block of one."""
+        buffer += _pack_block(AUDIO_TAG, 1, len(frame), self._t0)
+        buffer += _pack_t(now)
+        buffer += frame
+        self.audio_frames += 1
+        if len(buffer) > AUDIO_FLUSH:
+            self._flush_audio()
 
     def sent(self, data: bytes | bytearray, now: float) -> None:
         """Bytes the client wrote (``data_to_send()``), in order."""
@@ -253,13 +277,10 @@ class WireTap:
                     payload = apply_mask(bytes(data[head:]), bytes(data[head - 4 : head]))
                     self._write(self._recorder.audio(payload, now, self.audio_seconds))
                     return
-                buffer += _pack_t(now - self._t0)
-                buffer += data
                 if head == 8:
                     self.fast_head, self.fast_size = bytes(data[:4]), len(data)
                     self._fast_payload = length
-                if len(buffer) > AUDIO_FLUSH:
-                    self._flush_audio()
+                self._audio_block(buffer, data, now)
                 return
         if self._done or not data:
             return
@@ -276,19 +297,21 @@ class WireTap:
 
     def received(self, data: bytes | bytearray, now: float) -> None:
         """Bytes the client read (what it passed to ``receive_data()``), in order."""
+        if self.raw_reads:
+            self.hold_read(now, self.audio_frames, bytes(data))
+            self._read_bytes += len(data)
+            if self._read_bytes >= READ_FLUSH:
+                self._flush_audio()
+            return
         frames = self._in_frames
         if frames is not None and not frames.buffer and data[:1] == b"\x81":
-            # The hot path: one whole, unfragmented text message in this read.
+            # The hot path without a sidecar: one whole, unfragmented text message.
             second = data[1] if len(data) > 1 else 127
             length, head = second, 2
             if second == 126:
                 length, head = int.from_bytes(data[2:4], "big"), 4
             if second < 127 and head + length == len(data):
-                self._write(
-                    self._recorder.text(
-                        "recv", data[head:], now, self.audio_seconds, self._sidecar_pos
-                    )
-                )
+                self._write(self._recorder.text("recv", data[head:], now, self.audio_seconds))
                 return
         if self._done or not data or self._out_frames is None:
             return
@@ -304,49 +327,14 @@ class WireTap:
             rest = bytes(self._in_head[end + 4 :])
             if not self._on_response(bytes(self._in_head[:end]), rest, now):
                 return
+            if self.audio_buffer is not None:  # from now on, the reads go to the sidecar
+                self.raw_reads = True
+                if rest:
+                    self.hold_read(now, self.audio_frames, rest)
+                return
             self._in_frames = _Frames()
             data = rest
         self._frames("recv", self._in_frames.feed(data), now)
-
-    def received_parts(self, reads: Sequence[Write], out: list[bytes]) -> None:
-        """``received`` for each of ``reads`` ``(now, bytes)``, in order, with nothing
-        sent between them, its lines appended to ``out`` as UTF-8 pieces instead of
-        written (for one gathering write). The audio clock and the sidecar place are the
-        same for all, so a whole ASCII JSON message (the usual read) costs one ``%`` and
-        is not copied: its line is the stamp, the frame's payload as it is, ``}``."""
-        write = self._write
-        self._write = lambda line: out.append(line.encode("utf-8"))
-        try:
-            fmt: bytes | None = None
-            start = 0.0
-            for now, data in reads:
-                frames = self._in_frames
-                if frames is not None and not frames.buffer and data[:1] == b"\x81":
-                    second = data[1] if len(data) > 1 else 127
-                    length, head = second, 2
-                    if second == 126 and len(data) > 3:
-                        length, head = (data[2] << 8) | data[3], 4
-                    if second < 127 and head + length == len(data):
-                        payload = data[head:]
-                        if (
-                            payload[-1:] == b"}"
-                            and payload[:1] == b"{"
-                            and payload.isascii()
-                            and 10 not in payload  # "\n" (an int: a memchr, 8x faster)
-                            and 13 not in payload  # "\r"
-                        ):  # what Recorder.text splices, bytes for bytes
-                            if fmt is None:
-                                text, start = self._recorder.spliced_head(
-                                    "recv", self.audio_seconds, self._sidecar_pos
-                                )
-                                fmt = text.encode("ascii")  # bytes %: half of str % + encode
-                            out.append(fmt % (now - start))
-                            out.append(payload)
-                            out.append(b"}\n")
-                            continue
-                self.received(data, now)
-        finally:
-            self._write = write
 
     def eof(self, now: float) -> None:
         """The connection ended: a rejection body without a length is complete now."""
@@ -409,9 +397,9 @@ class WireTap:
                 continue  # a fragment of a longer message: recorded when it completes
             buffer = self.audio_buffer
             if direction == "send" and kind == "binary" and buffer is not None:
-                buffer += _pack_t(now - self._t0)
-                buffer += _unmasked_frame(payload)
+                self._audio_block(buffer, _unmasked_frame(payload), now)
                 continue
+            self._seal_reads()  # the reads before this line go before its sidecar place
             self._write(
                 frame(
                     direction,

@@ -104,3 +104,54 @@ def test_verbose_in_process_leaves_no_log_handler_behind(tmp_path: Path) -> None
     before = (list(logger.handlers), logger.level)
     assert main(["-v", "replay", str(tmp_path / "missing.jsonl")]) == 2
     assert (list(logger.handlers), logger.level) == before
+
+
+def test_replay_frames_prints_every_frame_of_both_files_as_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shutil
+
+    fixtures = Path(__file__).parent / "fixtures" / "recordings"
+    assert main(["replay", "--frames", str(fixtures / "v2_session.jsonl")]) == 0
+    frames = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {f["socket"] for f in frames} == {1}
+    audio = [f for f in frames if f["kind"] == "binary"]
+    assert sum(f["bytes"] for f in audio) == len(synthesize("Hello world. This is a test."))
+    results = [f for f in frames if f["kind"] == "text" and '"Results"' in f["text"]]
+    assert results[0]["audio"] == 0.54
+    assert frames[-2:] == [
+        {"socket": 1, "t": t, "audio": 2.18, "dir": d, "kind": "close"}
+        | {"code": 1000, "reason": ""}
+        for t, d in ((0.555794, "recv"), (0.556511, "send"))
+    ]
+    # A cut copy: the timeline and the frames say so.
+    cut = tmp_path / "v2_session.jsonl"
+    shutil.copy(fixtures / "v2_session.jsonl", cut)
+    shutil.copy(fixtures / "v2_session.jsonl.audio", tmp_path)
+    cut.write_text(cut.read_text()[:-10])
+    assert main(["replay", "--frames", str(cut)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"socket": 1, "truncated": True}
+    assert main(["replay", str(cut)]) == 0
+    assert "the file was cut short" in capsys.readouterr().out
+
+
+def test_replay_frames_shows_ping_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from dgproto._recording import Recorder
+
+    recorder = Recorder()
+    lines = [
+        recorder.header(),
+        recorder.request(method="GET", target="/v1/listen", headers=[], now=1.0),
+        recorder.response(status=101, headers=[], body=b"", now=1.0),
+        recorder.frame("recv", "ping", b"hi", now=1.5, audio_seconds=None),
+    ]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(lines))
+    assert main(["replay", "--frames", str(path)]) == 0
+    (frame,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert frame == {"socket": 1, "t": 0.5, "audio": None, "dir": "recv", "kind": "ping"} | {
+        "data": "aGk="
+    }

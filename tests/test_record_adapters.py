@@ -13,6 +13,7 @@ import pytest
 
 from dgproto import Closed, Config, Event, HandshakeError, LiveOptions, Results
 from dgproto._recording import REDACTED
+from dgproto._timeline import transcript
 from dgproto.emulator import EmulatorConfig, FaultPlan, ReplayConnection, synthesize
 from dgproto.transports import sync as sync_adapter
 from dgproto.transports._common import make_plan
@@ -357,3 +358,37 @@ def test_frames_pending_in_the_batch_are_written_when_the_block_raises(
     assert [f.audio for f in audio] == pytest.approx(
         [(n + 1) * 640 / (2 * RATE) for n in range(10)]
     )
+
+
+def test_a_version_2_recording_still_replays(
+    driver: Driver, deepgram_replay: ReplayFactory
+) -> None:
+    """The checked-in version 2 file (tests/fixtures/recordings/README.md) serves the
+    same session to an app in every adapter: its finals, in order, and no difference."""
+    fixture = Path(__file__).parent / "fixtures" / "recordings" / "v2_session.jsonl"
+    recording = load_recording(fixture)
+    assert recording.version == 2
+    speech = synthesize("Hello world. This is a test.", sample_rate=RATE)
+    server = deepgram_replay(fixture)
+
+    async def replay(d: Driver) -> list[Event]:
+        async with d.connect(options=OPTIONS, url=server.url, api_key="x") as stream:
+            for i in range(0, len(speech), 3200):
+                await stream.send_audio(speech[i : i + 3200])
+            await stream.finalize()
+            await stream.close()
+            return await d.collect(stream)
+
+    events = driver.run(replay)
+    finals = [e.alternatives[0].transcript for e in events if isinstance(e, Results) and e.is_final]
+    recorded = [
+        f.json()["channel"]["alternatives"][0]["transcript"]
+        for f in recording.frames
+        if f.message_type == "Results" and f.json()["is_final"]
+    ]
+    assert finals == recorded
+    assert " ".join(filter(None, finals)) == transcript(recording) == "hello world this is a test"
+    assert isinstance(events[-1], Closed)
+    emulated = server.connections[0].emulator
+    assert isinstance(emulated, ReplayConnection)
+    assert emulated.differences == []

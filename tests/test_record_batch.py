@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dgproto._recording import Recorder, read_recordings
+from dgproto._recording import BLOCK, read_recordings
 from dgproto._wiretap import WireTap
 from dgproto.transports import _record
 from dgproto.transports._common import WireTrace
@@ -72,14 +72,15 @@ def test_batched_recording_equals_the_per_frame_one(tmp_path: Path) -> None:
     assert sink is not None
     batched = sink.session(secrets=[KEY])
     _play(batched, script)
-    assert batched.writes is not None  # the hot path was taken
+    assert batched.size == 648  # the hot path was armed (for the last size seen)
     batched.close(9.0)
     inline = io.StringIO()
     plain_sink = record_sink(inline)
     assert plain_sink is not None
     plain = plain_sink.session(secrets=[KEY])
     _play(plain, script)
-    assert plain.writes is None  # a file object: every frame through WireTap.sent
+    assert plain.writes == []  # a file object: every frame through WireTap.sent
+    assert plain.size == -1
     plain.close(9.0)
     (got,) = load_recordings(path)
     (want,) = read_recordings(inline.getvalue().split("\n"))
@@ -98,8 +99,8 @@ def test_the_sidecar_is_written_per_batch_and_at_close(tmp_path: Path) -> None:
     recorder.sent(REQUEST, 0.0)
     recorder.received(ACCEPT, 0.0)
     frame = _audio(640, 0)
-    record = 8 + len(frame)
-    recorder.sent(frame, 0.0)  # the tap sees the first frame itself
+    record = 8 + len(frame)  # per frame in a block: its stamp and the frame
+    recorder.sent(frame, 0.0)  # the tap sees the first frame itself: a block of one
     assert sidecar.stat().st_size == 0
     for _ in range(BATCH_640 - 1):
         recorder.sent(frame, 0.1)
@@ -108,11 +109,11 @@ def test_the_sidecar_is_written_per_batch_and_at_close(tmp_path: Path) -> None:
     assert sidecar.stat().st_size == 0  # buffered: a crash now loses these
     recorder.sent(frame, 0.2)  # the BATCH-th pending write flushes
     assert recorder.writes == []
-    assert sidecar.stat().st_size == record * (BATCH_640 + 1)
+    assert sidecar.stat().st_size == 2 * BLOCK.size + record * (BATCH_640 + 1)
     recorder.sent(frame, 0.3)
     recorder.close(0.4)  # the rest at close
     assert recorder.writes is None
-    assert sidecar.stat().st_size == record * (BATCH_640 + 2)
+    assert sidecar.stat().st_size == 3 * BLOCK.size + record * (BATCH_640 + 2)
     recorder.sent(frame, 0.5)  # after close: nothing
     (recording,) = load_recordings(path)
     audio = [f.audio for f in recording.frames]
@@ -138,7 +139,8 @@ def test_the_trace_takes_the_hot_path_and_a_read_is_recorded_after_the_pending_w
     assert len(recorder.writes) == 9
     trace.received(_frame(1, b'{"type":"Results"}'))  # held, after the 9 pending writes
     assert recorder.writes is not None
-    assert len(recorder.writes) == 9
+    assert len(recorder.writes) == 10
+    assert recorder.writes[-1][2:] == (None,)  # a read: (now, bytes, None)
     trace.close_recording()
     (recording,) = load_recordings(path)
     kinds = [(f.direction, f.kind, f.audio) for f in recording.frames]
@@ -234,10 +236,9 @@ def test_sent_batch_takes_nothing_it_cannot_place() -> None:
 
 # ------------------------------------------------------------- held reads (received)
 
-#: Reads of every shape: the spliced usual one, the ones ``received_parts`` must leave
-#: to ``received`` (non-ASCII, bad UTF-8, a newline inside, not an object, a ping, a
-#: close, two frames in one read), and a 699-byte-class frame split across reads,
-#: inside its 4-byte header and inside its payload.
+#: Reads of every shape: the usual one, non-ASCII, bad UTF-8, a newline inside, not an
+#: object, a ping, two frames in one read, a frame split across reads (inside its 4-byte
+#: header and inside its payload), a 64-bit length, a close.
 _BIG = b'{"type":"Results","words":"' + b"w" * 300 + b'"}'
 READS = [
     _frame(1, b'{"type":"Results","n":1}'),
@@ -253,33 +254,34 @@ READS = [
     _frame(1, _BIG)[3:200],
     _frame(1, _BIG)[200:],
     _frame(1, _BIG),
-    _frame(1, b'{"w":"' + b"w" * 70000 + b'"}'),  # a 64-bit length: left to received()
+    _frame(1, b'{"w":"' + b"w" * 70000 + b'"}'),
     _frame(8, b"\x03\xe8bye"),
 ]
 
 
-def _tap_past_handshake(lines: list[str]) -> WireTap:
-    tap = WireTap(lines.append, sidecar="r.audio")
+def _tap_past_handshake(lines: list[str], sidecar: str | None) -> WireTap:
+    tap = WireTap(lines.append, sidecar=sidecar)
     tap.sent(REQUEST, 0.0)
     tap.received(ACCEPT, 0.0)
     tap.sent(_audio(640, 1), 0.01)
     return tap
 
 
-def test_received_parts_makes_the_lines_received_makes() -> None:
-    want: list[str] = []
-    tap = _tap_past_handshake(want)
-    got_lines: list[str] = []
-    batched = _tap_past_handshake(got_lines)
+def test_raw_reads_read_back_as_the_per_message_lines() -> None:
+    """The sidecar's reads block, parsed by the reader, gives the frames the per-message
+    lines (a file object's recording) give, whatever the reads' shapes."""
+    inline_lines: list[str] = []
+    inline = _tap_past_handshake(inline_lines, None)
+    raw_lines: list[str] = []
+    raw = _tap_past_handshake(raw_lines, "r.audio")
     for n, data in enumerate(READS):
-        tap.received(data, 0.5 + n / 1000)
-    parts: list[bytes] = []
-    batched.received_parts([(0.5 + n / 1000, data) for n, data in enumerate(READS)], parts)
-    assert got_lines == want[:3]  # only the handshake and request: the reads went to parts
-    got = b"".join(parts).decode("utf-8")
-    assert got == "".join(want[3:])
-    assert got.count("\n") == 13  # 15 reads: the split frame once, two frames in one read
-    assert '"json":{"type":"Results","n":1}}\n' in got  # spliced, not quoted
+        inline.received(data, 0.5 + n / 1000)
+        raw.received(data, 0.5 + n / 1000)
+    assert len(raw_lines) == 3  # the header, request and response: the reads are held
+    (want,) = read_recordings(inline_lines)
+    (got,) = read_recordings(raw_lines, raw.take_audio())
+    assert got.frames == want.frames
+    assert len([f for f in got.frames if f.direction == "recv"]) == 13
 
 
 def _recorder(path: Path) -> SessionRecorder:
@@ -297,7 +299,7 @@ def test_held_reads_keep_their_place_between_the_writes(tmp_path: Path) -> None:
     path = tmp_path / "o.jsonl"
     recorder = _recorder(path)
     want: list[str] = []
-    reference = WireTap(want.append, sidecar="o.jsonl.audio")
+    reference = WireTap(want.append)  # per message, inline: the reference
     reference.sent(REQUEST, 0.0)
     reference.received(ACCEPT, 0.0)
     steps: list[tuple[str, bytes]] = []
@@ -311,36 +313,58 @@ def test_held_reads_keep_their_place_between_the_writes(tmp_path: Path) -> None:
     for step, (direction, data) in enumerate(steps):
         getattr(recorder, direction)(data, 1.0 + step / 1000)
         getattr(reference, direction)(data, 1.0 + step / 1000)
-    assert recorder._reads  # some reads are still held
+    assert recorder.writes
+    assert any(len(item) == 3 for item in recorder.writes)  # some reads are still held
     recorder.close(9.0)
-    assert path.read_text().split("\n")[1:] == "".join(want).split("\n")[1:]
     (recording,) = load_recordings(path)
+    (expected,) = read_recordings(want)
+    assert recording.frames == expected.frames
     recv = [f for f in recording.frames if f.direction == "recv"]
-    assert len(recv) == "".join(want).count('"dir":"recv"') > 100
+    assert len(recv) > 100
     clocks = [f.audio for f in recording.frames]
     assert clocks == sorted(clocks)
+
+
+def _recv_count(path: Path) -> int:
+    (recording,) = load_recordings(path)
+    return sum(f.direction == "recv" for f in recording.frames)
 
 
 def test_held_reads_are_written_at_close_and_past_read_flush(tmp_path: Path) -> None:
     path = tmp_path / "h.jsonl"
     recorder = _recorder(path)
+    assert recorder.raw  # the 101 armed the hot path for reads
     message = _frame(1, _BIG)
     recorder.received(message, 0.5)
     recorder.flush()  # a flush writes the held reads even without pending audio
-    assert path.read_text().count('"dir":"recv"') == 1
+    assert _recv_count(path) == 1
     held = -(-_record.READ_FLUSH // len(message))  # the reads that reach READ_FLUSH bytes
     for _ in range(held - 1):
         recorder.received(message, 0.6)
-    assert recorder._reads  # held: below READ_FLUSH bytes
+    assert recorder.writes  # held: below READ_FLUSH bytes
     recorder.received(message, 0.6)  # READ_FLUSH reached: written now
-    assert recorder._reads == []
+    assert recorder.writes == []
     count = 1 + held
-    assert path.read_text().count('"dir":"recv"') == count
+    assert _recv_count(path) == count
     recorder.received(message, 0.7)
     recorder.close(0.8)  # the rest at close
-    assert path.read_text().count('"dir":"recv"') == count + 1
+    assert _recv_count(path) == count + 1
     recorder.received(message, 0.9)  # after close: nothing
-    assert recorder._reads == []
+    assert recorder.writes is None
+
+
+def test_the_tap_holds_reads_up_to_read_flush_by_itself() -> None:
+    flushed: list[bytes] = []
+    lines: list[str] = []
+    tap = WireTap(lines.append, sidecar="x.audio", flush_audio=lambda: flushed.append(b""))
+    tap.sent(REQUEST, 0.0)
+    tap.received(ACCEPT + _frame(1, b"{}"), 0.0)  # the 101 and a message in one read
+    assert tap.raw_reads
+    assert len(tap.read_data) == 1
+    message = _frame(1, _BIG)
+    for _ in range(_record.READ_FLUSH // len(message) + 1):
+        tap.received(message, 0.1)
+    assert flushed  # the owner was asked to take the parts
 
 
 def test_the_trace_holds_a_read_until_the_stream_ends_even_by_an_exception(
@@ -356,6 +380,7 @@ def test_the_trace_holds_a_read_until_the_stream_ends_even_by_an_exception(
         try:
             trace.sent(REQUEST)
             trace.received(ACCEPT + _frame(1, b'{"type":"Results"}'))
+            trace.received(_frame(1, b'{"type":"Results"}'))  # the hot path
             raise RuntimeError("the app failed")
         finally:
             trace.close_recording()  # what every adapter does on the way out
@@ -364,7 +389,25 @@ def test_the_trace_holds_a_read_until_the_stream_ends_even_by_an_exception(
         session()
     (recording,) = load_recordings(path)
     assert recording.response is not None
-    assert [f.kind for f in recording.frames] == ["text"]
+    assert [f.kind for f in recording.frames] == ["text", "text"]
+
+
+def test_the_trace_flushes_reads_past_read_flush(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    trace = WireTrace(logging.getLogger("dgproto.test"))
+    trace.record(recorder, lambda: 1.0)
+    trace.sent(REQUEST)
+    trace.received(ACCEPT)
+    message = _frame(1, _BIG)
+    count = _record.READ_FLUSH // len(message) + 1
+    for _ in range(count):
+        trace.received(message)
+    assert recorder.writes == []  # written: no longer held
+    assert _recv_count(path) == count
+    trace.close_recording()
 
 
 def test_a_failed_write_of_held_reads_stops_recording(
@@ -376,12 +419,13 @@ def test_a_failed_write_of_held_reads_stops_recording(
         raise OSError("disk full")
 
     monkeypatch.setattr(_record, "write_all", full)
+    recorder.received(_frame(1, b"{}"), 0.1)  # held
     with caplog.at_level(logging.WARNING, "dgproto.transports"):
-        recorder.sent(_audio(640, 1), 0.1)  # the held 101 goes first, and fails
+        recorder.sent(_frame(1, b'{"type":"KeepAlive"}', mask=b"kkkk"), 0.2)  # reads first
     assert "recording stopped: disk full" in caplog.text
-    assert recorder.writes is None  # the hot path is not armed after the failure
+    assert recorder.writes is None  # the hot path is disarmed after the failure
     recorder.received(_frame(1, b"{}"), 0.2)
-    assert recorder._reads == []
+    recorder.sent(_audio(640, 1), 0.3)
     recorder.close(0.3)
 
 
@@ -392,6 +436,7 @@ def test_held_reads_to_a_file_object_are_written_as_text() -> None:
     recorder = sink.session()
     recorder.sent(REQUEST, 0.0)
     recorder.received(ACCEPT, 0.0)
+    assert not recorder.raw
     recorder.received(_frame(1, '{"t":"caf\u00e9"}'.encode()), 0.1)
     recorder.received(_frame(1, b'{"n":1}'), 0.2)
     recorder.close(0.3)
@@ -399,12 +444,26 @@ def test_held_reads_to_a_file_object_are_written_as_text() -> None:
     assert [f.text for f in recording.frames] == ['{"t":"caf\u00e9"}', '{"n":1}']
 
 
-@pytest.mark.parametrize(("audio", "sidecar"), [(None, None), (1.25, None), (None, 7), (0.5, 1234)])
-def test_spliced_head_is_what_text_makes(audio: float | None, sidecar: int | None) -> None:
-    recorder = Recorder()
-    fmt, start = recorder.spliced_head("recv", audio, sidecar)
-    assert start == 0.0  # nothing recorded yet: t counts from 0
-    recorder.request(method="GET", target="/v1/listen", headers=[], now=2.0)
-    fmt, start = recorder.spliced_head("recv", audio, sidecar)
-    line = fmt % (2.5 - start) + '{"n":1}}\n'
-    assert line == recorder.text("recv", b'{"n":1}', 2.5, audio, sidecar)
+def test_pending_audio_is_written_at_each_line_and_stays_bounded(tmp_path: Path) -> None:
+    """A ping every 250 frames (shorter than a batch) writes the frames before it with
+    its line; batches cut short by size changes are written once they add up to
+    AUDIO_FLUSH: pending audio never grows past about one batch, however the writes mix."""
+    path = tmp_path / "b.jsonl"
+    recorder = _recorder(path)
+    sidecar = Path(str(path) + SIDECAR_SUFFIX)
+    for n in range(250):
+        recorder.sent(_audio(640, n), 0.1)
+    assert sidecar.stat().st_size < 256 * 1024
+    recorder.sent(_frame(9, b"p", mask=b"pppp"), 0.2)  # a ping: the pending frames first
+    assert sidecar.stat().st_size >= 250 * 648
+    (recording,) = read_recordings(path.read_text().split("\n"), sidecar.read_bytes())
+    assert [f.kind for f in recording.frames] == ["binary"] * 250 + ["ping"]
+    tap = recorder._tap
+    for cycle in range(2000):  # 100 frames of one size, then one of another
+        for _ in range(100):
+            recorder.sent(_audio(640, cycle), 0.3)
+        recorder.sent(_audio(320, cycle), 0.3)
+        assert tap._parts_size <= 256 * 1024 + 101 * 700
+    recorder.close(0.4)
+    (recording,) = load_recordings(path)
+    assert len(recording.frames) == 251 + 2000 * 101

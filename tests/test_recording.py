@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,20 @@ from hypothesis import strategies as st
 
 from dgproto import Auth, LiveOptions
 from dgproto._recording import (
+    AUDIO_TAG,
+    BLOCK,
+    READS_TAG,
     REDACTED,
-    SIDECAR_T,
     Recorder,
     RecordingError,
+    _Frames,
+    line_is_whole,
     read_recording,
     redact_headers,
     redact_target,
 )
 from dgproto._timeline import render, timeline, transcript
-from dgproto._wiretap import WireTap, _Frames
+from dgproto._wiretap import WireTap
 from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
 from dgproto.transports._record import (
     SIDECAR_SUFFIX,
@@ -102,7 +107,7 @@ def test_frames_carry_wall_time_and_the_audio_clock() -> None:
     pipe = full_session()
     recording = pipe.recording()
     assert recording.accepted
-    assert recording.version == 2
+    assert recording.version == 3
     audio = [f for f in recording.frames if f.direction == "send" and f.kind == "binary"]
     assert b"".join(f.data for f in audio) == synthesize("Hello there.", sample_rate=RATE)
     assert audio[0].audio == pytest.approx(640 / 32000)
@@ -186,7 +191,7 @@ def test_recorder_lines_round_trip() -> None:
         ([], "empty file"),
         (["nope"], "line 1: not JSON"),
         (['{"format":"other"}'], "not a dgproto-recording file"),
-        (['{"format":"dgproto-recording","version":3}'], "version 3 is not supported"),
+        (['{"format":"dgproto-recording","version":4}'], "version 4 is not supported"),
         (['{"format":"dgproto-recording","version":1}'], "no request record"),
         (['{"format":"dgproto-recording","version":1}', "[]"], "line 2: expected a JSON object"),
         (
@@ -318,7 +323,9 @@ def test_session_recorder_writes_paths_and_files(tmp_path: Path) -> None:
     recorder.sent(_frame(2, b"\x03" * 640, mask=b"abcd"), 1.6)  # after close: ignored
     assert KEY not in path.read_text()
     sidecar = Path(str(path) + SIDECAR_SUFFIX).read_bytes()
-    assert len(sidecar) == (8 + 8 + 640) + 2 * (8 + 4 + 320)  # masked as sent; then unmasked
+    # one block per frame seen alone: masked as sent; then the two of one write, unmasked;
+    # then the server's read (its stamp, position, length and bytes)
+    assert len(sidecar) == (20 + 8 + 8 + 640) + 2 * (20 + 8 + 4 + 320) + (20 + 16 + 21)
     assert b'"data"' not in path.read_bytes()  # no audio inline
     recording = load_recording(path)
     frames = [(f.kind, f.data[:1], len(f.data), f.audio, f.t) for f in recording.frames]
@@ -355,6 +362,9 @@ def test_session_recorder_writes_paths_and_files(tmp_path: Path) -> None:
     assert base64.b64decode(line["data"]) == bytes(640)
 
 
+V2 = Path(__file__).parent / "fixtures" / "recordings" / "v2_session.jsonl"
+
+
 def test_sidecar_problems_are_named(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     sink = record_sink(path)
@@ -374,23 +384,22 @@ def test_sidecar_problems_are_named(tmp_path: Path) -> None:
     assert load_recording(renamed) == load_recording(path)
     with pytest.raises(RecordingError, match=r"sidecar 's\.jsonl\.audio' is missing"):
         read_recording(lines)
-    with pytest.raises(RecordingError, match="sidecar is shorter"):
-        read_recording(lines, data[:100])
-    with pytest.raises(RecordingError, match="truncated record"):
-        read_recording(lines[:-1], data + b"\x00" * 9)
-    with pytest.raises(RecordingError, match="not a whole binary frame"):
-        read_recording(lines[:-1], data + bytes(8) + b"\x81\x05")
+    with pytest.raises(RecordingError, match="not a block"):
+        read_recording(lines, data + b"XXXX" + bytes(16))
+    for bad_frame in (
+        BLOCK.pack(AUDIO_TAG, 1, 3, 0.0) + bytes(8) + b"\x81\x01a",  # not binary
+        BLOCK.pack(AUDIO_TAG, 1, 4, 0.0) + bytes(8) + b"\x82\x01ab",  # not its size
+    ):
+        with pytest.raises(RecordingError, match="not a whole binary frame"):
+            read_recording(lines, data + bad_frame)
+    with pytest.raises(RecordingError, match="version 2 after 3"):
+        read_recording([*lines, lines[0].replace('"version":3', '"version":2')], data)
     with pytest.raises(RecordingError, match="'sidecar' must be"):
-        read_recording(['{"format":"dgproto-recording","version":2,"sidecar":3}'])
+        read_recording(['{"format":"dgproto-recording","version":3,"sidecar":3}'])
     with pytest.raises(RecordingError, match="'offset' must be"):
-        read_recording(['{"format":"dgproto-recording","version":2,"offset":-1}'])
-    unmasked = bytes(8) + b"\x82\x02ab"
-    recording = read_recording(lines[:-1], data + unmasked)
-    assert recording.frames[-1].data == b"ab"
-    assert read_recording(lines[:-1], data + unmasked[:8] + b"\x82\x7e\x00\x02ab")
-    assert read_recording(
-        lines[:-1], data + unmasked[:8] + b"\x82\x7f" + (2).to_bytes(8, "big") + b"ab"
-    )
+        read_recording(['{"format":"dgproto-recording","version":3,"offset":-1}'])
+    unmasked = BLOCK.pack(AUDIO_TAG, 3, 4, 0.0) + bytes(24) + b"\x82\x02ab" * 3
+    assert read_recording(lines, data + unmasked).frames[-1].data == b"ab"
     garbled = tmp_path / "garbled.jsonl"
     garbled.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(RecordingError, match="not a text file"):
@@ -404,6 +413,121 @@ def test_sidecar_problems_are_named(tmp_path: Path) -> None:
     lost.write_text(lines[0] + "\n")
     with pytest.raises(RecordingError, match="is missing"):
         load_recording(lost)
+
+
+def test_a_killed_writer_leaves_a_file_that_reads_up_to_the_cut(tmp_path: Path) -> None:
+    """Cut the sidecar anywhere (inside a block's head, stamps or frames) or the lines
+    file inside its last line: every whole block and line still loads, marked truncated."""
+    path = tmp_path / "k.jsonl"
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
+    recorder.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
+    for n in range(6):
+        recorder.sent(_frame(2, bytes([n]) * 640, mask=b"abcd"), 0.1 + n / 100)
+        recorder.received(_frame(1, b'{"n":%d}' % n), 0.1 + n / 100)
+        if n == 2:
+            recorder.flush()
+    recorder.sent(_frame(1, b'{"type":"Finalize"}', mask=b"abcd"), 0.2)
+    recorder.close(0.3)
+    whole = load_recording(path)
+    assert not whole.truncated
+    assert [f.kind for f in whole.frames] == ["binary", "text"] * 6 + ["text"]
+    text = path.read_text()
+    data = Path(str(path) + SIDECAR_SUFFIX).read_bytes()
+    (tmp_path / "cut").mkdir()
+    cut_file = tmp_path / "cut" / "k.jsonl"  # its sidecar under the name the header gives
+    seen = set()
+    ends, pos = set(), 0  # where the blocks end: a cut there leaves whole blocks only
+    while pos < len(data):
+        tag, count, size, _ = BLOCK.unpack_from(data, pos)
+        pos += BLOCK.size + (count * (8 + size) if tag == AUDIO_TAG else count * 16 + size)
+        ends.add(pos)
+    assert len(ends) >= 4
+    for cut in range(1, len(data)):
+        cut_file.write_text(text[: text.rindex('{"type":"frame"')])  # the Finalize not written
+        Path(str(cut_file) + SIDECAR_SUFFIX).write_bytes(data[:cut])
+        recording = load_recording(cut_file)
+        assert recording.truncated == (cut not in ends)
+        frames = recording.frames
+        rest = iter(whole.frames)
+        assert all(frame in rest for frame in frames)  # in order, nothing made up
+        seen.add(len(frames))
+    assert len(seen) > 3  # whole blocks kept at several cuts
+    Path(str(cut_file) + SIDECAR_SUFFIX).write_bytes(data[:-10])
+    cut_file.write_text(text)  # the lines name a sidecar place past its end
+    cut = load_recording(cut_file)
+    assert cut.truncated
+    assert cut.frames[-1] == whole.frames[-1]  # the Finalize line
+    cut_file.write_text(text.rstrip("\n"))  # a whole last line, only the newline missing
+    Path(str(cut_file) + SIDECAR_SUFFIX).write_bytes(data)
+    assert load_recording(cut_file) == whole
+    cut_file.write_text(text[:-5])  # inside the last line (the Finalize)
+    Path(str(cut_file) + SIDECAR_SUFFIX).write_bytes(data)
+    cut = load_recording(cut_file)
+    assert cut.truncated
+    assert cut.frames == whole.frames[:-1]
+
+
+def test_a_whole_line_is_told_from_a_cut_one() -> None:
+    assert line_is_whole("")
+    assert line_is_whole("  ")
+    assert line_is_whole('{"type":"frame","t":0,"dir":"send","kind":"close"}')
+    assert line_is_whole('{"type":"frame","t":0,"dir":"recv","kind":"text","json":{"a":1}}')
+    assert not line_is_whole('{"type":"frame","t":0,"dir":"recv","kind":"text","json":{"a"')
+    assert not line_is_whole('{"type":"frame","t":0,"di')
+
+
+def test_version_2_files_are_still_read_and_replayed() -> None:
+    """A checked-in version 2 recording (tests/fixtures/recordings/README.md): the audio
+    from its per-frame sidecar, the server's messages from its lines, in wire order."""
+    recording = load_recording(V2)
+    assert recording.version == 2
+    assert not recording.truncated
+    audio = [f for f in recording.frames if f.kind == "binary"]
+    assert b"".join(f.data for f in audio) == synthesize(
+        "Hello world. This is a test.", sample_rate=RATE
+    )
+    assert audio[-1].audio == pytest.approx(len(b"".join(f.data for f in audio)) / 32000)
+    kinds = [
+        (f.direction, f.message_type or f.kind) for f in recording.frames if f.kind != "binary"
+    ]
+    assert kinds == [
+        ("recv", "Results"),
+        ("send", "KeepAlive"),
+        ("send", "KeepAlive"),
+        ("send", "Finalize"),
+        ("recv", "Results"),
+        ("recv", "Results"),
+        ("recv", "Results"),
+        ("send", "CloseStream"),
+        ("recv", "Metadata"),
+        ("recv", "close"),
+        ("send", "close"),
+    ]
+    first = next(i for i, f in enumerate(recording.frames) if f.direction == "recv")
+    assert recording.frames[first].audio == 0.54  # between the audio frames, in place
+    assert recording.frames[first - 1].kind == "binary"
+    assert recording.frames[first + 1].kind == "binary"
+    assert transcript(recording) == "hello world this is a test"
+
+
+def test_version_2_sidecar_problems_are_named() -> None:
+    lines = V2.read_text().splitlines()
+    data = Path(str(V2) + SIDECAR_SUFFIX).read_bytes()
+    assert read_recording(lines, data) == load_recording(V2)
+    with pytest.raises(RecordingError, match="sidecar is shorter"):
+        read_recording(lines, data[:100])
+    head = lines[:3]
+    with pytest.raises(RecordingError, match="truncated record"):
+        read_recording(head, data + b"\x00" * 9)
+    with pytest.raises(RecordingError, match="not a whole binary frame"):
+        read_recording(head, data + bytes(8) + b"\x81\x05")
+    unmasked = bytes(8) + b"\x82\x02ab"
+    assert read_recording(head, data + unmasked).frames[-1].data == b"ab"
+    assert read_recording(head, data + unmasked[:8] + b"\x82\x7e\x00\x02ab")
+    assert read_recording(head, data + unmasked[:8] + b"\x82\x7f" + (2).to_bytes(8, "big") + b"ab")
 
 
 def test_fragmented_audio_moves_the_clock_per_fragment() -> None:
@@ -538,14 +662,18 @@ def test_sidecar_tap_flushes_big_buffers_and_stores_reassembled_frames() -> None
     general.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
     sizes = [10, 300, 70000]
     general.sent(b"".join(_frame(2, bytes([n % 251]) * n, mask=b"wxyz") for n in sizes), 0.2)
-    assert general.take_audio() == b"".join(
-        SIDECAR_T.pack(0.2) + _frame(2, bytes([n % 251]) * n) for n in sizes
+    blocks = b"".join(
+        BLOCK.pack(AUDIO_TAG, 1, len(frame), 0.0) + struct.pack("<d", 0.2) + frame
+        for frame in (_frame(2, bytes([n % 251]) * n) for n in sizes)
     )
+    assert general.take_audio() == blocks
     assert general.take_audio() == b""
     general.received(_frame(1, b'{"type":"Metadata"}'), 0.3)
-    sidecar = b"".join(SIDECAR_T.pack(0.2) + _frame(2, bytes([n % 251]) * n) for n in sizes)
-    (recording,) = read_recordings(out, sidecar)
+    reads = general.take_audio()
+    assert reads.startswith(BLOCK.pack(READS_TAG, 1, 21, 0.0))
+    (recording,) = read_recordings(out, blocks + reads)
     assert [len(f.data) for f in recording.frames if f.kind == "binary"] == sizes
+    assert recording.frames[-1].message_type == "Metadata"
 
 
 def test_sidecar_audio_of_a_request_without_a_byte_rate_has_no_clock() -> None:

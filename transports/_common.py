@@ -59,7 +59,7 @@ from dgproto._state import State
 from dgproto._stats import StreamStats
 
 from ._proxy import FROM_ENV, FromEnv, Proxy, select_proxy
-from ._record import RecordSink, RecordTarget, SessionRecorder
+from ._record import READ_FLUSH, RecordSink, RecordTarget, SessionRecorder
 
 __all__ = [
     "API_KEY_ENV",
@@ -605,18 +605,20 @@ class WireTrace:
         if self._recorder is not None:
             self._recorder.close(self._clock())
 
-    def sent(self, data: bytes) -> None:
+    def sent(self, data: bytes, now: float | None = None) -> None:
+        """Bytes the core gave to write (``now``: the adapter's clock when it made them,
+        if it has it at hand; else the trace reads the clock)."""
         recorder = self._recorder
         if recorder is not None:
             writes = recorder.writes
             if (
                 writes is not None and len(data) == recorder.size and data.startswith(recorder.head)
             ):  # SessionRecorder.sent's hot path, inlined: one audio frame like the last
-                writes.append((self._clock(), data))
+                writes.append((self._clock() if now is None else now, data))
                 if len(writes) >= recorder.batch:
                     recorder.flush()
             else:
-                recorder.sent(data, self._clock())
+                recorder.sent(data, self._clock() if now is None else now)
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"GET "):
@@ -627,7 +629,14 @@ class WireTrace:
     def received(self, data: bytes | bytearray) -> None:
         recorder = self._recorder
         if recorder is not None:
-            recorder.received(data, self._clock())
+            writes = recorder.writes
+            if writes is not None and recorder.raw:  # SessionRecorder.received, inlined
+                writes.append((self._clock(), bytes(data), None))
+                recorder.read_bytes += len(data)
+                if recorder.read_bytes >= READ_FLUSH or len(writes) >= recorder.batch:
+                    recorder.flush()
+            else:
+                recorder.received(data, self._clock())
         if not self.logger.isEnabledFor(logging.DEBUG):
             return
         if data.startswith(b"HTTP/"):

@@ -14,8 +14,9 @@ Files: a path ``P`` gets the JSON Lines at ``P`` and the raw audio sidecar at
 sidecar: there is no path to put it next to); it is flushed, never closed (its owner
 closes it). A path's files are opened when the socket's upgrade request is written and
 closed when that socket ends, so nothing leaks past the stream and a crash loses at most
-the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before), the server
-reads held (``READ_FLUSH``, 64 KiB) and the lines file's buffer. A reconnecting
+the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before) and the server
+reads held (``READ_FLUSH``, 64 KiB): each line is written out at once, after the sidecar
+blocks that came before it, so the two files always agree. A reconnecting
 stream's later sockets append to the same two files, each socket its own header line
 (the format's "several sockets").
 """
@@ -27,16 +28,16 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from typing import IO
+from collections.abc import Iterable, Sequence
+from itertools import compress, repeat
+from operator import itemgetter, sub
+from typing import IO, cast
 
-from dgproto._recording import Recording, RecordingError, read_recordings
-from dgproto._wiretap import AUDIO_FLUSH, WireTap, Write
-
-#: Bytes of the client's reads held before their lines are made and written.
-READ_FLUSH = 64 * 1024
+from dgproto._recording import Recording, RecordingError, line_is_whole, read_recordings
+from dgproto._wiretap import AUDIO_FLUSH, READ_FLUSH, WireTap, Write
 
 __all__ = [
+    "READ_FLUSH",
     "SIDECAR_SUFFIX",
     "RecordSink",
     "RecordTarget",
@@ -45,6 +46,12 @@ __all__ = [
     "load_recordings",
     "record_sink",
 ]
+
+_first = itemgetter(0)
+_second = itemgetter(1)
+#: ``bytes.translate`` tables from the lengths of ``writes``' items to selectors
+_READS = bytes.maketrans(b"\x02\x03", b"\x00\x01")
+_WRITES = bytes.maketrans(b"\x02\x03", b"\x01\x00")
 
 #: What ``record=`` accepts: a path, or a text file opened for writing.
 RecordTarget = str | os.PathLike[str] | IO[str]
@@ -107,24 +114,19 @@ class SessionRecorder:
     the adapter's ``WireTrace`` appends ``(now, bytes)`` to it for each write of the same
     size and first 4 bytes (the same frame header: one whole audio frame like the last):
     nothing is parsed or copied per frame (the core's bytes are immutable, so keeping
-    them is enough). Every ``batch`` writes (256 KiB of frames, at most ``MAX_BATCH``), before
-    any other write or received read, and
-    at the end, the pending writes go through ``WireTap.sent_batch`` (stamped, counted
-    for the audio clock) and the audio is written to the sidecar with one gathering
-    write.
+    them is enough). Every ``batch`` writes (256 KiB of frames, at most ``MAX_BATCH``),
+    before any other write, and at the end, the pending writes become one sidecar block
+    (``WireTap.sent_batch``: their stamps as one array, then the frames) and the blocks
+    are written with one gathering write.
 
-    **Reads** are held too: ``received`` keeps ``(now, how many pending writes came
-    before, bytes)`` under the lock, nothing parsed. The flush (the batch above, any
-    slow-path write, ``READ_FLUSH`` bytes of reads, the end) hands writes and reads to
-    the tap in the wire's order, so each message keeps its audio clock and sidecar
-    place, and writes the reads' lines with one gathering write
-    (``WireTap.received_parts``: a whole ASCII JSON message is spliced as bytes, not
-    decoded and encoded again). A crash loses at most the writes and reads pending and
-    the files' own buffers: 256 KiB of audio (about 8 s of 16 kHz linear16), 64 KiB of
-    server reads and 8 KiB of lines.
+    **Reads** after the 101 are three appends under the lock (the read's clock, its
+    position: the audio frames sent before it, recorded or pending, and the bytes):
+    nothing parsed. They become one block in the same gathering write (also once
+    ``READ_FLUSH`` bytes are held). A crash loses at most the writes and reads pending:
+    256 KiB of audio (about 8 s of 16 kHz linear16) and 64 KiB of server reads.
     """
 
-    #: The most pending writes before a flush (one ``os.writev`` of 1024 pieces).
+    #: The most pending writes before a flush (one ``os.writev`` of about 514 pieces).
     MAX_BATCH = 512
 
     def __init__(self, sink: RecordSink, *, secrets: Sequence[str] = ()) -> None:
@@ -135,18 +137,19 @@ class SessionRecorder:
         self._owned = False
         self._opened = False
         self._closed = False
-        #: the client's writes not yet handed to the tap (``None``: not batching yet);
+        #: the client's writes not yet handed to the tap (``None``: recording stopped);
         #: only writes of ``size`` bytes starting with ``head`` (one audio frame like
-        #: the last) go here, anything else through ``sent``
-        self.writes: list[Write] | None = None
+        #: the last) go here, anything else through ``sent``; and the reads once ``raw``
+        self.writes: list[Write | tuple[float, bytes, None]] | None = []
+        #: True once the server's reads go to the sidecar: then ``received`` appends
+        #: them to ``writes`` too
+        self.raw = False
+        #: bytes of the reads in ``writes`` (``READ_FLUSH`` of them trigger a flush)
+        self.read_bytes = 0
         self.head = b"\x82"
         self.size = -1
         #: pending writes that trigger a flush: ``AUDIO_FLUSH`` bytes of frames of ``size``
         self.batch = self.MAX_BATCH
-        #: the client's reads not yet handed to the tap: ``(now, how many of ``writes``
-        #: came before, bytes)``; ``READ_FLUSH`` bytes of them trigger a flush
-        self._reads: list[tuple[float, int, bytes]] = []
-        self._read_bytes = 0
         self._tap = WireTap(
             self._write,
             secrets=secrets,
@@ -166,121 +169,99 @@ class SessionRecorder:
         with self._lock:
             if self._closed:
                 return
-            if not self._take_writes():  # writing the held reads failed
-                return
+            self._take_writes()
             tap = self._tap
             tap.sent(data, now)
-            if tap.batching and tap.fast_head is not None:
+            if tap.batching and tap.fast_head is not None and not self._closed:
                 self.head, self.size = tap.fast_head, tap.fast_size
                 self.batch = max(1, min(self.MAX_BATCH, AUDIO_FLUSH // self.size))
-                if self.writes is None:
-                    self.writes = []
             else:
                 self.size = -1  # nothing takes the hot path until the tap says so again
 
     def received(self, data: bytes | bytearray, now: float) -> None:
-        """Bytes the client read, in order: kept as ``(now, pending writes before them,
-        bytes)`` and recorded at the next flush, after exactly those writes, so the
-        message's audio clock and place in the sidecar are the wire's."""
+        """Bytes the client read, in order. Once the hot path is armed and the reads go
+        to the sidecar (``raw``), a read is appended to ``writes`` as ``(now, bytes,
+        None)``: its place among the pending writes is its place on the wire."""
+        writes = self.writes
+        if writes is not None and self.raw:
+            writes.append((now, bytes(data), None))
+            self.read_bytes += len(data)
+            if self.read_bytes >= READ_FLUSH or len(writes) >= self.batch:
+                self.flush()
+            return
         with self._lock:
             if self._closed:
                 return
-            writes = self.writes
-            self._reads.append((now, len(writes) if writes else 0, bytes(data)))
-            self._read_bytes += len(data)
-            if self._read_bytes >= READ_FLUSH:
-                self._take_writes()
+            self._take_writes()
+            tap = self._tap
+            tap.received(data, now)
+            self.raw = tap.raw_reads and not self._closed  # the 101 arms it for reads
 
     def flush(self) -> None:
-        """Hand the pending writes to the tap and write the audio to the sidecar."""
+        """Hand the pending writes to the tap and write the sidecar's blocks."""
         with self._lock:
             if self._closed:
                 return
             self._take_writes()
             self._flush_audio()
 
-    def _take_writes(self) -> bool:
-        """Under the lock: the writes and reads so far to the tap, in the wire's order
-        (each read after the writes that preceded it), the reads' lines written at once.
-        Another thread may append writes meanwhile; only the first ``n`` are taken.
-        False: recording stopped (a write failed)."""
+    def _take_writes(self) -> None:
+        """Under the lock: the pending writes to the tap as one audio block and the
+        reads among them held at their places (the audio frames before each). Another
+        thread may append meanwhile; only the first ``n`` are taken."""
         writes = self.writes
-        n = len(writes) if writes else 0
-        reads = self._reads
-        if not reads:
-            if n:
-                assert writes is not None
-                batch = writes[:n]
-                del writes[:n]
-                self._tap.sent_batch(batch)
-            return True
-        batch = []
-        if n:
-            assert writes is not None
-            batch = writes[:n]
-            del writes[:n]
-        self._reads = []
-        self._read_bytes = 0
+        if not writes:
+            return
+        n = len(writes)
+        batch = writes[:n]
+        del writes[:n]
+        self.read_bytes = 0
         tap = self._tap
-        parts: list[bytes] = []
-        done = 0
-        run: list[Write] = []
-        for now, at, data in reads:
-            if at > done:
-                tap.received_parts(run, parts)
-                run = []
-                tap.sent_batch(batch[done:at])
-                done = at
-            run.append((now, data))
-        tap.received_parts(run, parts)
-        if done < n:
-            tap.sent_batch(batch[done:])
-        return self._write_parts(parts)
-
-    def _write_parts(self, parts: list[bytes]) -> bool:
-        """Lines as UTF-8 pieces: one gathering write to a file of ours (its text
-        layer flushed first, so the order holds), one ``write`` to the caller's."""
-        if self._closed or not parts:
-            return not self._closed
-        try:
-            if not self._opened:
-                self._opened = True
-                self._lines, self._sidecar, self._owned = self._sink.open()
-            lines = self._lines
-            assert lines is not None
-            if self._owned:
-                assert isinstance(lines, io.TextIOWrapper)
-                lines.flush()
-                write_all(lines.buffer, parts)
-            else:
-                lines.write(b"".join(parts).decode("utf-8"))
-        except (OSError, ValueError) as exc:
-            self._fail(exc)
-            return False
-        return True
+        sizes = bytes(map(len, batch))  # 2: a write (now, bytes), 3: a read (now, bytes, None)
+        if 3 in sizes:  # each read goes after the writes before it
+            base = tap.audio_frames
+            if 2 in sizes:
+                is_read = sizes.translate(_READS)
+                reads = list(compress(batch, is_read))
+                at = compress(range(n), is_read)  # the k-th read has k reads before it
+                positions: Iterable[int] = map(sub, at, range(-base, len(reads) - base))
+                batch = list(compress(batch, sizes.translate(_WRITES)))
+            else:  # reads only: all after the same audio
+                reads, positions, batch = batch, repeat(base, n), []
+            tap.hold_reads(map(_first, reads), positions, map(_second, reads))
+        tap.sent_batch(cast("list[Write]", batch))
 
     def _write(self, line: str) -> None:
-        """The tap's lines (always called under the lock)."""
+        """The tap's lines (always called under the lock): the sidecar's blocks first,
+        then the line, written out at once (lines are rare: the handshake and what the
+        client sends besides audio), so the files agree however the process ends."""
         if self._closed:
             return
         try:
             if not self._opened:
                 self._opened = True
                 self._lines, self._sidecar, self._owned = self._sink.open()
-            assert self._lines is not None
-            self._lines.write(line)
+            if not self._flush_audio():
+                return
+            lines = self._lines
+            assert lines is not None
+            lines.write(line)
+            lines.flush()
         except (OSError, ValueError) as exc:
             self._fail(exc)
 
-    def _flush_audio(self) -> None:
+    def _flush_audio(self) -> bool:
+        """The sidecar's pending blocks to the file; False: recording stopped."""
         with self._lock:
             parts = self._tap.take_audio_parts()
             if self._closed or self._sidecar is None or not parts:
-                return
+                return not self._closed
             try:
                 self._sink.sidecar_size += write_all(self._sidecar, parts)
             except (OSError, ValueError) as exc:
                 self._fail(exc)
+                return False
+            return True
 
     def _fail(self, exc: BaseException) -> None:
         logger.warning("recording stopped: %s", exc)
@@ -290,7 +271,6 @@ class SessionRecorder:
         """Close (or, for the caller's file object, flush) and stop recording."""
         self._closed = True
         self.writes = None
-        self._reads = []
         for file in (self._sidecar, self._lines):
             if file is None:
                 continue
@@ -359,7 +339,10 @@ def load_recordings(path: str | os.PathLike[str]) -> list[Recording]:
         lines = raw.decode("utf-8").split("\n")  # not splitlines(): U+2028 is text
     except UnicodeDecodeError as exc:
         raise RecordingError(f"not a text file ({exc.reason})") from None
-    return read_recordings(lines, _sidecar(path, lines))
+    truncated = len(lines) > 1 and not line_is_whole(lines[-1])
+    if truncated:  # the writer was stopped inside its last line
+        lines.pop()
+    return read_recordings(lines, _sidecar(path, lines), truncated=truncated)
 
 
 def _sidecar(path: str, lines: list[str]) -> bytes | None:

@@ -322,8 +322,9 @@ class _Stream(_Paced, StreamState[C]):
         if protocol.paused:
             check_sendable(conn)
             await protocol.writable.wait()
+        now = protocol.time()
         try:
-            data = conn.audio_data_to_send(chunk, now=protocol.time())
+            data = conn.audio_data_to_send(chunk, now=now)
         except LocalProtocolError:
             # The core sends only while OPEN; once the stream is over, say why instead
             # (checked here, not before every frame: one property call less per frame).
@@ -334,7 +335,7 @@ class _Stream(_Paced, StreamState[C]):
         # write_out(), inline: audio makes no event and only moves the KeepAlive later
         transport = protocol.transport
         if data and transport is not None and not protocol._closing and not transport.is_closing():
-            protocol.trace.sent(data)
+            protocol.trace.sent(data, now)
             transport.write(data)
 
     async def close(self) -> Closed:
