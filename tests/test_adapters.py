@@ -453,6 +453,44 @@ def test_send_after_abort_raises_connection_closed(
     driver.run(scenario)
 
 
+def test_asyncio_send_audio_says_closing_then_closed(server: ThreadedEmulatorServer) -> None:
+    """The asyncio send path checks the state once, in the core: while CLOSING its
+    ``LocalProtocolError`` names the state; once over, ``ConnectionClosedError`` carries
+    the ``Closed`` (the core's error suppressed, not chained)."""
+    from dgproto._exceptions import LocalProtocolError
+    from dgproto.transports.asyncio import connect
+
+    async def scenario() -> None:
+        async with connect(OPTIONS, url=server.url, config=FAST) as stream:
+            await stream.send_audio(b"\0\0")
+            stream.post_close_stream()
+            assert stream.state is State.CLOSING
+            with pytest.raises(LocalProtocolError) as local:
+                await stream.send_audio(b"\0\0")
+            assert local.value.state is State.CLOSING
+            closed = await stream.close()
+            with pytest.raises(ConnectionClosedError) as info:
+                await stream.send_audio(b"\0\0")
+            assert info.value.closed is closed
+            assert info.value.__suppress_context__
+
+    asyncio.run(scenario())
+
+
+def test_asyncio_frame_clock_is_the_loops() -> None:
+    """Audio frames read ``time.monotonic`` directly only when that is what the loop's
+    ``time`` does; a loop with its own clock keeps it."""
+    from dgproto.transports.asyncio import _frame_clock
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        assert _frame_clock(loop) is time.monotonic
+        loop.time = lambda: 42.0  # type: ignore[method-assign]
+        assert _frame_clock(loop)() == 42.0
+
+    asyncio.run(scenario())
+
+
 def test_leaving_the_block_aborts_and_exceptions_pass_through(
     driver: Driver, server: ThreadedEmulatorServer
 ) -> None:

@@ -29,12 +29,14 @@ import functools
 import logging
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from dgproto._config import Config
 from dgproto._connection import ListenConnection
+from dgproto._errors import ConnectionClosedError, LocalProtocolError
 from dgproto._events import Closed, Event, FinalizeComplete
 from dgproto._flux import FluxConnection
 from dgproto._flux_options import FluxOptions
@@ -86,13 +88,22 @@ C = TypeVar("C", bound=StreamConnection)
 logger = logging.getLogger("dgproto.transports.asyncio")
 
 
+def _frame_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, or ``time.monotonic`` itself when that is all ``loop.time`` does."""
+    if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
+
+
 class _Protocol(asyncio.Protocol):
     """The socket side: feeds the core and runs the pump. One per connection."""
 
     def __init__(self, conn: StreamConnection, *, started: float) -> None:
         self.conn = conn
         self.loop = asyncio.get_running_loop()
-        self.time = self.loop.time  # bound once: read for every audio frame
+        #: The loop's clock, read for every audio frame: asyncio's own loops read
+        #: ``time.monotonic``, so that is called directly (one Python frame fewer).
+        self.time = _frame_clock(self.loop)
         self.buffer = EventBuffer()
         self.trace = WireTrace(logger)
         #: Pulsed (set, then cleared) whenever the buffer or the state changed.
@@ -308,12 +319,19 @@ class _Stream(_Paced, StreamState[C]):
         """
         protocol = self._protocol
         conn = self._conn
-        if protocol.paused or conn.closed is not None:
+        if protocol.paused:
             check_sendable(conn)
             await protocol.writable.wait()
-            check_sendable(conn)
         now = protocol.time()
-        data = conn.audio_data_to_send(chunk, now=now)
+        try:
+            data = conn.audio_data_to_send(chunk, now=now)
+        except LocalProtocolError:
+            # The core sends only while OPEN; once the stream is over, say why instead
+            # (checked here, not before every frame: one property call less per frame).
+            closed = conn.closed
+            if closed is not None:
+                raise ConnectionClosedError(closed) from None
+            raise
         # write_out(), inline: audio makes no event and only moves the KeepAlive later
         transport = protocol.transport
         if data and transport is not None and not protocol._closing and not transport.is_closing():
