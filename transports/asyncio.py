@@ -107,10 +107,9 @@ class _Protocol(asyncio.Protocol):
         self.buffer = EventBuffer()
         self.trace = WireTrace(logger)
         #: Pulsed (set, then cleared) whenever the buffer or the state changed.
-        self.changed = asyncio.Event()
+        self.changed = _Flag(self.loop)
         #: Clear while the transport asks us to stop writing.
-        self.writable = asyncio.Event()
-        self.writable.set()
+        self.writable = _Flag(self.loop, True)
         #: ``writable``, as a plain attribute for the audio hot path.
         self.paused = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
@@ -651,6 +650,41 @@ async def _connect_one(plan: Plan) -> AsyncIterator[ListenStream | FluxStream]:
             await protocol.shutdown()
         finally:
             protocol.trace.close_recording()
+
+
+class _Flag:
+    """``asyncio.Event``'s set/clear/wait, with its waiters in a list.
+
+    An ``asyncio.Event`` keeps them in a ``deque``, 760 bytes even when empty; two per
+    stream were a tenth of an idle stream's memory. Waiters here are one or two tasks.
+    """
+
+    __slots__ = ("_loop", "_set", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, value: bool = False) -> None:
+        self._loop = loop
+        self._set = value
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.remove(waiter)
 
 
 class _Signal:
