@@ -588,17 +588,25 @@ def _frame_record(
     return FrameRecord(t=t, audio=audio, direction=direction, kind=kind, data=payload)
 
 
-def _binary_frame(data: bytes, pos: int, end: int) -> tuple[bytes, int] | None:
-    """``(unmasked payload, its length)`` of the whole binary frame ``data[pos:end]``."""
-    if end - pos < 2 or data[pos] != 0x82:
-        return None
+def _frame_layout(data: bytes, pos: int) -> tuple[int, int]:
+    """``(where the payload starts, its length)`` for the frame header at ``data[pos]``
+    (at least two bytes there; a header cut short reads as a wrong length, which the
+    callers' bounds checks then refuse)."""
     second = data[pos + 1]
     length, head = second & 0x7F, 2
     if length == 126:
         length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
     elif length == 127:
         length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-    start = pos + head + (4 if second & 0x80 else 0)
+    return pos + head + (4 if second & 0x80 else 0), length
+
+
+def _binary_frame(data: bytes, pos: int, end: int) -> tuple[bytes, int] | None:
+    """``(unmasked payload, its length)`` of the whole binary frame ``data[pos:end]``."""
+    if end - pos < 2 or data[pos] != 0x82:
+        return None
+    second = data[pos + 1]
+    start, length = _frame_layout(data, pos)
     if start + length != end:
         return None
     payload = data[start:end]
@@ -634,13 +642,8 @@ class _SidecarReader:
                 raise RecordingError(f"sidecar byte {pos}: a truncated record")
             (t,) = SIDECAR_T.unpack_from(data, pos)
             pos += SIDECAR_T.size
-            second = data[pos + 1]
-            length, head = second & 0x7F, 2
-            if length == 126:
-                length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-            stop = pos + head + (4 if second & 0x80 else 0) + length
+            start, length = _frame_layout(data, pos)
+            stop = start + length
             frame = _binary_frame(data, pos, stop) if stop <= len(data) else None
             if frame is None:
                 raise RecordingError(f"sidecar byte {self._pos}: not a whole binary frame")
