@@ -67,10 +67,6 @@ class FluxReplayBuffer(ReplayBuffer):
     ``observe``, and send ``resume()`` first on each new connection. Not thread-safe.
     """
 
-    #: No lead: an ``EndOfTurn`` comes after a pause, so its last word's end is not
-    #: crowded by the next turn's first sound as a v1 final's can be.
-    _lead = 0.0
-
     def __init__(
         self, *, bytes_per_second: int, frame_bytes: int = 1, max_seconds: float = 30.0
     ) -> None:

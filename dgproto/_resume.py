@@ -16,12 +16,11 @@ fixes both around any adapter, without touching the connection:
 Why ``replay_from`` is not the watermark: Deepgram puts a word that straddles a final
 window's end into the *next* window, so the watermark can fall inside a word. A replay
 from there would give the new session only the word's tail, and the word would be lost
-or misheard. The replay starts just before the end of the last final word instead
-(``REPLAY_LEAD``, 50 ms: a word's reported end can overlap the next word's onset), but
-no more than ``margin`` seconds before the watermark (so a long silence is not replayed
-whole): ``max(last final word end - lead, watermark - margin)`` per channel. The
-replayed finals repeat words already final; ``observe`` removes them (see ``view``), so
-each word is reported once, at its stream time.
+or misheard. The replay starts at the end of the last final word instead, but no more
+than ``margin`` seconds before the watermark (so a long silence is not replayed whole):
+``max(last final word end, watermark - margin)`` per channel. The replayed finals repeat
+words already final; ``observe`` removes them (see ``view``), so each word is reported
+once, at its stream time.
 
 Only audio with a fixed byte rate can be resumed mid-stream: a WAV/Ogg/WebM stream has its
 header at the start only (deepgram-js-sdk#301). The ring is bounded (``max_seconds``,
@@ -67,11 +66,6 @@ _AHEAD = 1e-6
 #: Seconds before a channel's final end that a replay starts at most, when its last final
 #: word ended earlier: longer than any word, so a word the window end cut is replayed whole.
 REPLAY_MARGIN = 2.0
-
-#: Seconds before the last final word's end a replay starts: word times are estimates, and
-#: a reported end can overlap the next word's first sound by a few tens of ms. The partial
-#: repeat of the last word is dropped as already final (``StreamView``).
-REPLAY_LEAD = 0.05
 
 
 def rebase(event: E, offset: float) -> E:
@@ -154,9 +148,6 @@ class ReplayBuffer:
     thread-safe: where one thread sends and another reads, hold a lock around its calls.
     """
 
-    #: How far before the last final word's end a replay starts (``REPLAY_LEAD``).
-    _lead = REPLAY_LEAD
-
     def __init__(
         self,
         *,
@@ -219,16 +210,14 @@ class ReplayBuffer:
     def replay_from(self) -> float:
         """Stream time the next ``resume()`` replays from: no word is cut there.
 
-        Per channel, ``REPLAY_LEAD`` (50 ms) before the end of its last final word, or
-        ``margin`` seconds before its final end if that is later (never past its final
-        end); the earliest channel's.
+        Per channel, the end of its last final word, or ``margin`` seconds before its
+        final end if that is later (never past its final end); the earliest channel's.
         """
         margin = self.margin
         points = []
         for c in range(self._channels):
             final = self._final_end.get(c, 0.0)
-            lead = self._word_end.get(c, -math.inf) - self._lead
-            points.append(min(final, max(lead, final - margin)))
+            points.append(min(final, max(self._word_end.get(c, -math.inf), final - margin)))
         return max(min(points), self.offset)
 
     @property

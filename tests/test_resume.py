@@ -34,13 +34,7 @@ from dgproto._events import (
 )
 from dgproto._messages import decode_message
 from dgproto._options import Auth, LiveOptions
-from dgproto._resume import (
-    REPLAY_LEAD,
-    ReplayBuffer,
-    rebase,
-    reconnect_delays,
-    should_reconnect,
-)
+from dgproto._resume import ReplayBuffer, rebase, reconnect_delays, should_reconnect
 from dgproto._state import State
 from dgproto.emulator import EmulatorConnection, FaultPlan, synthesize
 from dgproto.emulator._codec import layout
@@ -666,7 +660,7 @@ def replay_point(finals: Sequence[Results], margin: float = 2.0) -> float:
     """Where ``ReplayBuffer`` replays from after these finals of one channel."""
     ends = [w.end for r in finals for w in r.alternatives[0].words]
     final_end = max(r.end for r in finals)
-    return min(final_end, max(max(ends, default=-1e9) - REPLAY_LEAD, final_end - margin))
+    return min(final_end, max(max(ends, default=-1e9), final_end - margin))
 
 
 def test_without_the_buffer_a_reconnect_loses_words_and_restarts_the_clock() -> None:
@@ -811,5 +805,4 @@ def test_a_drop_during_the_close_drain_is_resumed_too() -> None:
     run.pipe = run._open(run.pipe.now)
     assert run.close().code == 1000
     assert [w.punctuated_word for w in run.words()] == ["Almost", "done", "here"]
-    # all final: only the REPLAY_LEAD before the last word's end is still held
-    assert run.buffer.seconds_buffered <= REPLAY_LEAD + 1e-9
+    assert run.buffer.seconds_buffered == 0.0
