@@ -5,8 +5,9 @@
     python -m benchmarks --only send,decode   # a subset; writes nothing unless --write
     python -m benchmarks --only e2e --streams 100 --clients asyncio,sdk --profile-dir /tmp/p
 
-Sections: send, decode, inbound, frames (micro-benchmarks, in this process), e2e, knee
-and memory (separate server and client processes on 127.0.0.1). Results files are written only by
+Sections: send, decode, inbound, frames (micro-benchmarks, in this process), e2e, knee,
+memory and record (separate server and client processes on 127.0.0.1; record also has
+in-process rows). Results files are written only by
 a full run (every section, not ``--quick``), or when ``--write`` asks for it; profiled
 runs never write them (profiling distorts the CPU figures).
 """
@@ -27,11 +28,12 @@ from . import (
     bench_frames,
     bench_inbound,
     bench_memory,
+    bench_record,
     bench_send,
 )
 from ._common import RESULTS_DIR, dump_json, machine_info
 
-SECTIONS = ("send", "decode", "inbound", "frames", "e2e", "knee", "memory")
+SECTIONS = ("send", "decode", "inbound", "frames", "e2e", "knee", "memory", "record")
 
 
 def _log(line: str) -> None:
@@ -101,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                 duration=bench_e2e.QUICK_DURATION if args.quick else bench_e2e.KNEE_DURATION,
                 log=_log,
             )
-        else:
+        elif name == "memory":
             result = bench_memory.run(quick=args.quick, log=_log)
+        else:
+            result = bench_record.run(quick=args.quick, log=_log)
         result["section_seconds"] = round(time.monotonic() - section_started, 1)
         results["sections"][name] = result
         for target in result.get("targets", []):

@@ -206,7 +206,42 @@ def markdown(results: dict[str, Any]) -> str:
             f"{long_run.get('rss_mib_samples')}",
             "",
         ]
+    if "record" in sections:
+        out += _record_markdown(sections["record"])
     return "\n".join(out)
+
+
+def _record_markdown(d: dict[str, Any]) -> list[str]:
+    """Issue 15's recording cost: the live whole path, then the flat-out rows."""
+    out = ["## 6. Recording (`record=`): what it adds per frame", ""]
+    out += _table(
+        [
+            "live whole path",
+            "CPU s per stream-minute, plain",
+            "with record=",
+            "record / plain per round",
+            "median",
+            "kept real time",
+            "notes",
+        ],
+        [
+            [
+                r["name"],
+                " ".join(_cell(v) for v in r["cpu_s_per_stream_minute"]["plain"]),
+                " ".join(_cell(v) for v in r["cpu_s_per_stream_minute"]["record"]),
+                " ".join(_cell(v) for v in r["round_ratios"]),
+                r["ratio"],
+                r["realtime_sustained"],
+                "; ".join(r["errors"]),
+            ]
+            for r in d["live"]
+        ],
+    )
+    out += _table(
+        ["flat out, in this process (thread CPU)", "ratio (median of paired rounds)"],
+        [[r["name"], r["ratio"]] for r in d["ratios"]],
+    )
+    return out
 
 
 def plot(results: dict[str, Any], path: Path) -> str | None:

@@ -21,6 +21,9 @@ The harness is the same for every client (a task or thread per stream, pacing wi
 runtime's own sleep); only the library calls differ:
 
 * ``asyncio`` / ``trio`` / ``sync``: dgproto's adapters (``send_audio``, iterate, ``close``);
+  with ``--record``, each stream also records (``record=`` a file and its audio sidecar in
+  a temporary folder, removed at exit): issue 15's whole-path cost of recording
+  (``asyncio-record`` is ``asyncio --record``);
 * ``sdk``: deepgram-sdk 7.x ``AsyncDeepgramClient().listen.v1.connect(...)``
   (``send_media``, iterate, ``send_close_stream``), pointed at the server through its
   ``DeepgramClientEnvironment``;
@@ -34,6 +37,8 @@ runtime's own sleep); only the library calls differ:
   its C mask), ``send(bytes)``, ``async for`` + ``json.loads``: what an app writing its own
   Deepgram client on the most used WebSocket library would cost.
 
+``--chunk-ms MS`` sends MS ms frames every MS ms instead (100: 3200 B frames).
+
 Other modes: ``--idle SECONDS`` opens the streams and holds them idle (memory per idle
 stream); ``--hour SECONDS`` streams that much audio through one stream as fast as the
 server takes it, sampling RSS (memory growth over a long stream).
@@ -43,10 +48,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
+import itertools
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -64,8 +73,11 @@ from ._common import (
     rss_bytes,
 )
 
-FRAME_SECONDS = 0.02
+FRAME_SECONDS = 0.02  # --chunk-ms sets both
 CHUNK = bytes(640)  # 20 ms of 16 kHz linear16 silence
+#: ``--record``: the folder every dgproto stream records into (``record=``, one file and
+#: audio sidecar per stream; issue 15: what recording costs on the whole path)
+RECORD_FOLDER: str | None = None
 API_KEY = "bench-key"
 OPEN_CONCURRENCY = 50
 OPEN_TIMEOUT = 90.0
@@ -160,6 +172,23 @@ class AsyncClient:
         raise NotImplementedError
 
 
+_recordings = itertools.count(1)
+
+
+def recording() -> dict[str, str]:
+    """``connect``'s ``record=`` for the next stream when the run records, else nothing."""
+    if RECORD_FOLDER is None:
+        return {}
+    return {"record": os.path.join(RECORD_FOLDER, f"stream-{next(_recordings)}.jsonl")}
+
+
+def start_recording() -> None:
+    """Record every dgproto stream of this run into a temporary folder (removed at exit)."""
+    global RECORD_FOLDER
+    RECORD_FOLDER = tempfile.mkdtemp(prefix="dgproto-bench-record-")
+    atexit.register(shutil.rmtree, RECORD_FOLDER, True)
+
+
 class DgprotoAsyncio(AsyncClient):
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -172,7 +201,7 @@ class DgprotoAsyncio(AsyncClient):
         )
 
     def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        return self._connect(self._options, url=self.url, api_key=API_KEY)
+        return self._connect(self._options, url=self.url, api_key=API_KEY, **recording())
 
     async def send(self, handle: Any, chunk: bytes) -> None:
         await handle.send_audio(chunk)
@@ -188,26 +217,6 @@ class DgprotoAsyncio(AsyncClient):
 
     async def close(self, handle: Any) -> None:
         await handle.close()
-
-
-class DgprotoAsyncioRecording(DgprotoAsyncio):
-    """The asyncio adapter with ``record=`` a file per stream (issue 15: what recording
-    costs on the whole path, audio sidecar and server lines included)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        import atexit
-        import shutil
-        import tempfile
-
-        self._folder = tempfile.mkdtemp(prefix="dgproto-bench-record-")
-        atexit.register(shutil.rmtree, self._folder, True)
-        self._count = 0
-
-    def open(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        self._count += 1
-        path = os.path.join(self._folder, f"stream-{self._count}.jsonl")
-        return self._connect(self._options, url=self.url, api_key=API_KEY, record=path)
 
 
 class OfficialSdk(AsyncClient):
@@ -543,7 +552,7 @@ async def run_trio(
                 else:
                     async with gate:
                         stream = await stack.enter_async_context(
-                            connect(options, url=url, api_key=API_KEY)
+                            connect(options, url=url, api_key=API_KEY, **recording())
                         )
                 recorder.opened += 1
                 opened = True
@@ -636,7 +645,9 @@ def run_sync(url: str, streams: int, duration: float, window: Window) -> Recorde
         try:
             with contextlib.ExitStack() as stack:
                 with gate:
-                    stream = stack.enter_context(connect(options, url=url, api_key=API_KEY))
+                    stream = stack.enter_context(
+                        connect(options, url=url, api_key=API_KEY, **recording())
+                    )
                 with lock:
                     recorder.opened += 1
                     settle()
@@ -761,6 +772,8 @@ def report(
         "client": client,
         "streams": streams,
         "duration": duration,
+        "frame_bytes": len(CHUNK),
+        "recording": RECORD_FOLDER is not None,
         "opened": recorder.opened,
         "failed": recorder.failed,
         "open_seconds": round(window.marks["opened"] - window.marks["begin"], 2),
@@ -956,7 +969,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=float, metavar="SECONDS", help="memory: hold idle")
     parser.add_argument("--hour", type=float, metavar="AUDIO_SECONDS", help="memory: long stream")
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the run")
+    parser.add_argument(
+        "--record", action="store_true", help="dgproto clients: record= a file per stream"
+    )
+    parser.add_argument(
+        "--chunk-ms", type=int, default=20, help="audio per frame (ms of 16 kHz linear16)"
+    )
     args = parser.parse_args(argv)
+    global FRAME_SECONDS, CHUNK
+    FRAME_SECONDS, CHUNK = args.chunk_ms / 1000, bytes(32 * args.chunk_ms)
+    if args.record:
+        start_recording()
     raise_fd_limit(4 * args.streams + 256)
     result: dict[str, Any]
     try:
@@ -977,8 +1000,9 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
     impl: AsyncClient | None = None
     if client == "asyncio":
         impl = DgprotoAsyncio(args.url)
-    elif client == "asyncio-record":
-        impl = DgprotoAsyncioRecording(args.url)
+    elif client == "asyncio-record":  # the same as --client asyncio --record
+        start_recording()
+        impl = DgprotoAsyncio(args.url)
     elif client == "sdk":
         impl = OfficialSdk(args.url)
     elif client == "null":
