@@ -31,7 +31,7 @@ from . import (
     bench_record,
     bench_send,
 )
-from ._common import RESULTS_DIR, dump_json, machine_info
+from ._common import RESULTS_DIR, cpu_ticks, dump_json, machine_info, steal_percent
 
 SECTIONS = ("send", "decode", "inbound", "frames", "e2e", "knee", "memory", "record")
 
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"dgproto benchmarks: {', '.join(sections)}{' (quick)' if args.quick else ''}")
     for name in sections:
         section_started = time.monotonic()
+        ticks = cpu_ticks()
         _log(f"[{name}]")
         if name == "send":
             result = bench_send.run(quick=args.quick)
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = bench_record.run(quick=args.quick, log=_log)
         result["section_seconds"] = round(time.monotonic() - section_started, 1)
+        result["cpu_steal_percent"] = steal = steal_percent(ticks, cpu_ticks())
+        if steal is not None:
+            _log(f"  CPU steal during [{name}]: {steal}% (the hypervisor's other guests)")
         results["sections"][name] = result
         for target in result.get("targets", []):
             status = {True: "met", False: "NOT MET", None: "context"}[target.get("met")]

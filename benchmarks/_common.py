@@ -364,6 +364,32 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time so far by kind (Linux ``/proc/stat``'s ``cpu`` line), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    return [int(value) for value in fields[1:]]
+
+
+def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of the machine's CPU time the hypervisor gave to other guests in between.
+
+    A virtual machine's "steal" time: on a shared host it can swing from nothing to a
+    third within minutes, and every timing taken meanwhile pays for it (latencies and
+    the knee most of all). Recorded per section so a result can be read against it.
+    """
+    if before is None or after is None or len(before) < 8 or len(after) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(spent[:8])  # user nice system idle iowait irq softirq steal
+    return round(100 * spent[7] / total, 1) if total > 0 else None
+
+
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False, default=str)
 

@@ -64,6 +64,13 @@ def markdown(results: dict[str, Any]) -> str:
         "Ratios are measured side by side in one run (see benchmarks/README.md for how); "
         "absolute times are context only: this machine is shared and noisy.",
         "",
+        "CPU steal per section (the share of the machine's CPU time the hypervisor gave "
+        "to other guests while it ran; latencies and the knee suffer most from it): "
+        + ", ".join(
+            f"{name} {_cell(section.get('cpu_steal_percent'))}%"
+            for name, section in sections.items()
+        ),
+        "",
         "## Targets",
         "",
         *_table(["target", "measured", "wanted", "status"], _targets(results)),
@@ -222,6 +229,7 @@ def _record_markdown(d: dict[str, Any]) -> list[str]:
             "record / plain per round",
             "median",
             "kept real time",
+            "CPU steal % per run",
             "notes",
         ],
         [
@@ -232,6 +240,7 @@ def _record_markdown(d: dict[str, Any]) -> list[str]:
                 " ".join(_cell(v) for v in r["round_ratios"]),
                 r["ratio"],
                 r["realtime_sustained"],
+                " ".join(_cell(v) for v in r.get("cpu_steal_percent", [])),
                 "; ".join(r["errors"]),
             ]
             for r in d["live"]

@@ -334,6 +334,7 @@ def _live_row(
         if pair[mode].get("error") or pair[mode].get("errors")
     ]
     kept = all(pair[mode].get("realtime_sustained") for pair in pairs for mode in pair)
+    steal = [pair[mode].get("cpu_steal_percent") for pair in pairs for mode in ("plain", "record")]
     return {
         "name": f"live {client}, N={streams}, {ms} ms frames ({32 * ms} B), {duration:g} s",
         "client": client,
@@ -342,6 +343,7 @@ def _live_row(
         "round_ratios": ratios,
         "ratio": round(statistics.median(ratios), 3) if ratios else None,
         "realtime_sustained": kept,
+        "cpu_steal_percent": steal,
         "errors": errors[:4],
     }
 

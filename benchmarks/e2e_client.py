@@ -67,10 +67,12 @@ from typing import Any
 from ._common import (
     Histogram,
     cpu_seconds,
+    cpu_ticks,
     peak_rss_bytes,
     process_cpu_seconds,
     raise_fd_limit,
     rss_bytes,
+    steal_percent,
 )
 
 FRAME_SECONDS = 0.02  # --chunk-ms sets both
@@ -720,6 +722,7 @@ class Window:
         self.cpu: dict[str, float] = {}
         self.server_cpu: dict[str, float | None] = {}
         self.faults: dict[str, int] = {}
+        self.ticks: dict[str, list[int] | None] = {}
 
     def opened(self) -> None:
         self.marks["opened"] = time.monotonic()
@@ -729,11 +732,13 @@ class Window:
         self.marks["start"] = time.monotonic()
         self.cpu["start"] = cpu_seconds()
         self.faults["start"] = _minor_faults()
+        self.ticks["start"] = cpu_ticks()
         self.server_cpu["start"] = self._server_cpu()
 
     def stop(self) -> None:
         self.cpu["stop"] = cpu_seconds()
         self.faults["stop"] = _minor_faults()
+        self.ticks["stop"] = cpu_ticks()
         self.marks["stop"] = time.monotonic()
         self.server_cpu["stop"] = self._server_cpu()
         self.rss["stop"] = rss_bytes()
@@ -808,6 +813,7 @@ def report(
         "errors": recorder.errors,
         # first touches of memory the allocator had given back: kernel time in ``cpu``
         "minor_page_faults": window.faults["stop"] - window.faults["start"],
+        "cpu_steal_percent": steal_percent(window.ticks["start"], window.ticks["stop"]),
     }
 
 
