@@ -68,7 +68,7 @@ $(BENCH_STAMP): $(STAMP)
 	rm -f $(VENV)/.bench-*
 	touch $(BENCH_STAMP)
 
-# Writes benchmarks/results/ (about 20 minutes on 2 cores, the knee and the recording rounds included; see benchmarks/README.md).
+# Writes benchmarks/results/ (about 16 minutes on 2 cores, the knee and the recording rounds included; see benchmarks/README.md).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
