@@ -422,8 +422,8 @@ def main() -> None:
     print(dump_json(result))
 
 
-def _stderr(line: str) -> object:
-    return print(line, file=sys.stderr, flush=True)
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
