@@ -15,7 +15,7 @@ not count):
   read back) through ``receive_data`` + ``next_event``, with and without
   ``WireTap.received``; and the core alone.
 * **the floor**: the send and inbound whole paths with their bytes appended to a file in
-  256 KiB batches by ``os.writev`` and nothing else: the kernel's part, which any
+  ``AUDIO_FLUSH`` batches by ``os.writev`` and nothing else: the kernel's part, which any
   recorder that keeps the bytes pays. ``record / writev alone`` is the recorder's own
   cost on top of it.
 
@@ -153,9 +153,9 @@ def variants(
     pending: list[tuple[float, bytes]] = []
 
     def send_core_recorded() -> object:
-        # What SessionRecorder + WireTrace do: one append per write; every batch (256 KiB) of writes
-        # the batch goes through the tap and the sidecar bytes are taken (the file write
-        # itself is in the whole-path rows).
+        # What SessionRecorder + WireTrace do: one append per write; every batch
+        # (AUDIO_FLUSH bytes of writes) the batch goes through the tap and the sidecar
+        # bytes are taken (the file write itself is in the whole-path rows).
         taped.send_audio(chunk, now=1.0)
         data = taped.data_to_send()
         pending.append((1.0, data))
@@ -192,7 +192,7 @@ def variants(
         taped.receive_data(data, now=1.0)
         return taped.next_event()
 
-    # The floor: the same bytes appended to a file in 256 KiB batches with os.writev and
+    # The floor: the same bytes appended to a file in AUDIO_FLUSH batches with os.writev and
     # nothing else (what any recorder that keeps the bytes pays the kernel), so the
     # recorder's own cost is the ratio of its row to this one.
     floor_file = stack.enter_context(

@@ -49,7 +49,7 @@ the lines). Then, by tag:
 
 A line's ``sidecar`` is the sidecar's size when it was written: the blocks before it came
 before it on the wire. The recorder writes the sidecar's pending blocks before each line
-and every 256 KiB of audio (``AUDIO_FLUSH``) or 64 KiB of reads, so a killed process
+and every 64 KiB of audio (``AUDIO_FLUSH``) or 64 KiB of reads, so a killed process
 loses at most that much; the reader keeps every whole block and reports a cut one, or a
 cut last line, as ``Recording.truncated``. In version 3 the lines hold the handshake and
 what the client sent besides audio (control messages, close); ``dgproto replay FILE

@@ -47,8 +47,11 @@ __all__ = ["AUDIO_FLUSH", "READ_FLUSH", "Write", "WireTap"]
 #: One client write as the adapter's trace logs it: ``(now, the bytes written)``.
 Write = tuple[float, bytes]
 
-#: ``audio_buffer`` bytes after which the tap calls ``flush_audio``.
-AUDIO_FLUSH = 256 * 1024
+#: ``audio_buffer`` bytes after which the tap calls ``flush_audio`` (and the batch a
+#: recorder holds): 64 KiB, about 2 s of 16 kHz linear16. Pending audio is what a killed
+#: process loses and what every recorded stream holds in memory; a larger batch saved no
+#: CPU that could be measured (the writes' cost is per byte), see benchmarks/README.md.
+AUDIO_FLUSH = 64 * 1024
 #: Bytes of held server reads after which the tap calls ``flush_audio``.
 READ_FLUSH = 64 * 1024
 _pack_t = SIDECAR_T.pack

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dgproto._recording import BLOCK, read_recordings
-from dgproto._wiretap import WireTap
+from dgproto._wiretap import AUDIO_FLUSH, WireTap
 from dgproto.transports import _record
 from dgproto.transports._common import WireTrace
 from dgproto.transports._record import (
@@ -31,8 +31,8 @@ REQUEST = (
     f"GET /v1/listen?{OPTIONS.to_query()} HTTP/1.1\r\nauthorization: Token {KEY}\r\n\r\n"
 ).encode()
 ACCEPT = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n"
-#: The batch for 640 B frames: 256 KiB of 648-byte writes.
-BATCH_640 = (256 * 1024) // 648
+#: The batch for 640 B frames: AUDIO_FLUSH bytes of 648-byte writes.
+BATCH_640 = AUDIO_FLUSH // 648
 
 
 def _audio(size: int, n: int) -> bytes:
@@ -306,9 +306,9 @@ def test_held_reads_keep_their_place_between_the_writes(tmp_path: Path) -> None:
     reads = iter(READS * 3)
     for n in range(2 * BATCH_640 + 50):
         steps.append(("sent", _audio(640, n)))
-        if n % 7 == 0:
+        if n % 2 == 0:
             steps.append(("received", next(reads, _frame(1, b'{"n":%d}' % n))))
-        if n == 400:
+        if n == BATCH_640 - 9:  # near the end of the first batch
             steps.append(("sent", _frame(1, b'{"type":"KeepAlive"}', mask=b"kkkk")))
     for step, (direction, data) in enumerate(steps):
         getattr(recorder, direction)(data, 1.0 + step / 1000)
@@ -445,25 +445,29 @@ def test_held_reads_to_a_file_object_are_written_as_text() -> None:
 
 
 def test_pending_audio_is_written_at_each_line_and_stays_bounded(tmp_path: Path) -> None:
-    """A ping every 250 frames (shorter than a batch) writes the frames before it with
-    its line; batches cut short by size changes are written once they add up to
-    AUDIO_FLUSH: pending audio never grows past about one batch, however the writes mix."""
+    """A ping before a batch fills writes the frames before it with its line; batches
+    cut short by size changes are written once they add up to AUDIO_FLUSH: pending
+    audio never grows past about one batch, however the writes mix."""
     path = tmp_path / "b.jsonl"
     recorder = _recorder(path)
     sidecar = Path(str(path) + SIDECAR_SUFFIX)
-    for n in range(250):
+    early = BATCH_640 * 2 // 3  # frames before the ping: less than a batch
+    for n in range(early):
         recorder.sent(_audio(640, n), 0.1)
-    assert sidecar.stat().st_size < 256 * 1024
+    assert sidecar.stat().st_size < early * 648
     recorder.sent(_frame(9, b"p", mask=b"pppp"), 0.2)  # a ping: the pending frames first
-    assert sidecar.stat().st_size >= 250 * 648
+    assert sidecar.stat().st_size >= early * 648
     (recording,) = read_recordings(path.read_text().split("\n"), sidecar.read_bytes())
-    assert [f.kind for f in recording.frames] == ["binary"] * 250 + ["ping"]
+    assert [f.kind for f in recording.frames] == ["binary"] * early + ["ping"]
     tap = recorder._tap
-    for cycle in range(2000):  # 100 frames of one size, then one of another
-        for _ in range(100):
+    cut = BATCH_640 - 1  # frames of one size, then one of another: no batch ever fills
+    for cycle in range(800):
+        for _ in range(cut):
             recorder.sent(_audio(640, cycle), 0.3)
         recorder.sent(_audio(320, cycle), 0.3)
-        assert tap._parts_size <= 256 * 1024 + 101 * 700
+        assert recorder.writes is not None
+        pending = tap._parts_size + sum(map(len, (w[1] for w in recorder.writes)))
+        assert pending <= AUDIO_FLUSH + (cut + 1) * 700
     recorder.close(0.4)
     (recording,) = load_recordings(path)
-    assert len(recording.frames) == 251 + 2000 * 101
+    assert len(recording.frames) == early + 1 + 800 * (cut + 1)

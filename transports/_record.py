@@ -14,7 +14,7 @@ Files: a path ``P`` gets the JSON Lines at ``P`` and the raw audio sidecar at
 sidecar: there is no path to put it next to); it is flushed, never closed (its owner
 closes it). A path's files are opened when the socket's upgrade request is written and
 closed when that socket ends, so nothing leaks past the stream and a crash loses at most
-the batch of audio not yet written (``AUDIO_FLUSH``, 256 KiB, as before) and the server
+the batch of audio not yet written (``AUDIO_FLUSH``, 64 KiB) and the server
 reads held (``READ_FLUSH``, 64 KiB): each line is written out at once, after the sidecar
 blocks that came before it, so the two files always agree. A reconnecting
 stream's later sockets append to the same two files, each socket its own header line
@@ -114,7 +114,7 @@ class SessionRecorder:
     the adapter's ``WireTrace`` appends ``(now, bytes)`` to it for each write of the same
     size and first 4 bytes (the same frame header: one whole audio frame like the last):
     nothing is parsed or copied per frame (the core's bytes are immutable, so keeping
-    them is enough). Every ``batch`` writes (256 KiB of frames, at most ``MAX_BATCH``),
+    them is enough). Every ``batch`` writes (64 KiB of frames, at most ``MAX_BATCH``),
     before any other write, and at the end, the pending writes become one sidecar block
     (``WireTap.sent_batch``: their stamps as one array, then the frames) and the blocks
     are written with one gathering write.
@@ -123,7 +123,7 @@ class SessionRecorder:
     position: the audio frames sent before it, recorded or pending, and the bytes):
     nothing parsed. They become one block in the same gathering write (also once
     ``READ_FLUSH`` bytes are held). A crash loses at most the writes and reads pending:
-    256 KiB of audio (about 8 s of 16 kHz linear16) and 64 KiB of server reads.
+    64 KiB of audio (about 2 s of 16 kHz linear16) and 64 KiB of server reads.
     """
 
     #: The most pending writes before a flush (one ``os.writev`` of about 514 pieces).
