@@ -25,6 +25,7 @@ from dgproto import (
 from dgproto._recording import Recording, read_recording
 from dgproto._wiretap import WireTap
 from dgproto.emulator import EmulatorConfig, EmulatorConnection, ReplayConnection
+from dgproto.transports._record import SessionRecorder, record_sink
 
 from .memory_pipe import MemoryPipe
 
@@ -33,6 +34,21 @@ KEY = "dg-secret-key-0123456789abcdef"
 OPTIONS = LiveOptions(
     encoding="linear16", sample_rate=RATE, interim_results=True, utterance_end_ms=1000
 )
+#: The client's upgrade request for ``OPTIONS`` (with its key) and the server's answer.
+REQUEST = (
+    f"GET /v1/listen?{OPTIONS.to_query()} HTTP/1.1\r\nauthorization: Token {KEY}\r\n\r\n"
+).encode()
+ACCEPT = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n"
+
+
+def upgraded_recorder(path: Any) -> SessionRecorder:
+    """A ``SessionRecorder`` on ``path`` past the upgrade: audio goes to the sidecar."""
+    sink = record_sink(path)
+    assert sink is not None
+    recorder = sink.session()
+    recorder.sent(REQUEST, 0.0)
+    recorder.received(ACCEPT, 0.0)
+    return recorder
 
 
 class TappedPipe(MemoryPipe):

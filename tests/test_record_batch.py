@@ -24,13 +24,10 @@ from dgproto.transports._record import (
     write_all,
 )
 
-from .recording_helpers import KEY, OPTIONS
+from .recording_helpers import ACCEPT, KEY, REQUEST
+from .recording_helpers import upgraded_recorder as _recorder
 from .test_recording import _frame
 
-REQUEST = (
-    f"GET /v1/listen?{OPTIONS.to_query()} HTTP/1.1\r\nauthorization: Token {KEY}\r\n\r\n"
-).encode()
-ACCEPT = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n"
 #: The batch for 640 B frames: AUDIO_FLUSH bytes of 648-byte writes.
 BATCH_640 = AUDIO_FLUSH // 648
 
@@ -282,15 +279,6 @@ def test_raw_reads_read_back_as_the_per_message_lines() -> None:
     (got,) = read_recordings(raw_lines, raw.take_audio())
     assert got.frames == want.frames
     assert len([f for f in got.frames if f.direction == "recv"]) == 13
-
-
-def _recorder(path: Path) -> SessionRecorder:
-    sink = record_sink(path)
-    assert sink is not None
-    recorder = sink.session()
-    recorder.sent(REQUEST, 0.0)
-    recorder.received(ACCEPT, 0.0)
-    return recorder
 
 
 def test_held_reads_keep_their_place_between_the_writes(tmp_path: Path) -> None:

@@ -32,13 +32,20 @@ from dgproto._wiretap import WireTap
 from dgproto.emulator import EmulatorConfig, FaultPlan, synthesize
 from dgproto.transports._record import (
     SIDECAR_SUFFIX,
-    SessionRecorder,
     load_recording,
     load_recordings,
     record_sink,
 )
 
-from .recording_helpers import KEY, OPTIONS, RATE, TappedPipe, client, emulator
+from .recording_helpers import (
+    KEY,
+    OPTIONS,
+    RATE,
+    TappedPipe,
+    client,
+    emulator,
+    upgraded_recorder,
+)
 
 CALLBACK = "https://hookuser:hookpass@hooks.example/dg?sig=callback-signature"
 PROXY = "Basic cHJveHl1c2VyOnByb3h5cGFzcw=="
@@ -237,16 +244,6 @@ def test_reader_refuses_bad_pairs() -> None:
         read_recording([HEAD[0], bad])
 
 
-def _upgraded_recorder(path: Path) -> SessionRecorder:
-    """A recorder on ``path`` past a linear16 16 kHz upgrade: audio goes to the sidecar."""
-    sink = record_sink(path)
-    assert sink is not None
-    recorder = sink.session()
-    recorder.sent(b"GET /v1/listen?encoding=linear16&sample_rate=16000 HTTP/1.1\r\n\r\n", 0.0)
-    recorder.received(b"HTTP/1.1 101 OK\r\n\r\n", 0.0)
-    return recorder
-
-
 def _frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = None) -> bytes:
     first = bytes([(0x80 if fin else 0) | opcode])
     size = len(payload)
@@ -378,7 +375,7 @@ V2 = Path(__file__).parent / "fixtures" / "recordings" / "v2_session.jsonl"
 
 def test_sidecar_problems_are_named(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
-    recorder = _upgraded_recorder(path)
+    recorder = upgraded_recorder(path)
     recorder.sent(_frame(2, b"\x00" * 640, mask=b"abcd"), 0.1)
     recorder.received(_frame(1, b"{}"), 0.2)
     recorder.close(0.3)
@@ -426,7 +423,7 @@ def test_a_killed_writer_leaves_a_file_that_reads_up_to_the_cut(tmp_path: Path) 
     """Cut the sidecar anywhere (inside a block's head, stamps or frames) or the lines
     file inside its last line: every whole block and line still loads, marked truncated."""
     path = tmp_path / "k.jsonl"
-    recorder = _upgraded_recorder(path)
+    recorder = upgraded_recorder(path)
     for n in range(6):
         recorder.sent(_frame(2, bytes([n]) * 640, mask=b"abcd"), 0.1 + n / 100)
         recorder.received(_frame(1, b'{"n":%d}' % n), 0.1 + n / 100)
