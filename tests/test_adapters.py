@@ -1287,6 +1287,48 @@ def test_sync_reader_bug_still_ends_the_stream(
     assert str(crashes[0]) == "a bug"
 
 
+def test_sync_messages_sent_before_a_drop_come_before_the_failed_writes_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server sends two messages and drops the socket; the app's next write fails
+    while the reader is still descheduled (simulated: it sleeps once). The write waits
+    for the reader, which reads both messages first: they come before the ``Closed``,
+    as in the other adapters (a reconnecting stream then counts their finals)."""
+    sending = threading.Event()
+    slept: list[bool] = []
+    real = sync_adapter.ListenStream._wait
+
+    def late_reader(
+        self: sync_adapter.ListenStream, deadline: float | None, watching: bool
+    ) -> bool:
+        if sending.is_set() and not slept:
+            slept.append(True)
+            time.sleep(0.3)
+        return real(self, deadline, watching)
+
+    monkeypatch.setattr(sync_adapter.ListenStream, "_wait", late_reader)
+    config = EmulatorConfig(require_auth=False, faults=FaultPlan(drop_after_messages=2))
+    with (
+        serve_in_thread(config=config) as srv,
+        sync_adapter.connect(OPTIONS, url=srv.url, config=FAST) as stream,
+    ):
+        sending.set()
+        failed = _send_until_it_fails(stream)
+        events = [e for e in stream if not isinstance(e, Connected)]
+    assert slept
+    assert [type(e).__name__ for e in events] == ["Results", "Results", "Closed"]
+    assert failed.closed is events[-1]
+
+
+def _send_until_it_fails(stream: sync_adapter.ListenStream) -> ConnectionClosedError:
+    for i in range(2000):
+        try:
+            stream.send_audio(AUDIO[(i * CHUNK) % len(AUDIO) :][:CHUNK])
+        except ConnectionClosedError as exc:
+            return exc
+    raise AssertionError("the dropped socket never failed a write")
+
+
 def test_trio_tls_failure_is_an_os_error() -> None:
     reset = ConnectionResetError("reset")
     wrapped = trio.BrokenResourceError("broken")

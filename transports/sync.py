@@ -204,7 +204,28 @@ class _Stream(_Paced, StreamState[C]):
         try:
             self._flush(timeout=None)
         except OSError as exc:
-            raise ConnectionClosedError(self._lost(exc)) from exc
+            raise ConnectionClosedError(self._write_failed(exc)) from exc
+
+    def _write_failed(self, exc: OSError) -> Closed:
+        """An app thread's write failed; the ``Closed`` to raise.
+
+        What the peer sent before the socket failed may still be unread. While the
+        reader runs and watches the socket it reads that first and reports the close
+        itself, so those messages come before the ``Closed`` as in the other adapters
+        (and a reconnecting stream counts their finals before it replays). Bounded by
+        ``CLOSE_FLUSH_TIMEOUT``; a reader that does not watch the socket (a full event
+        queue) leaves it to ``_lost`` at once.
+        """
+        reader = self._reader
+        if reader is not None and reader.is_alive():
+            deadline = time.monotonic() + CLOSE_FLUSH_TIMEOUT
+            with self._lock:
+                while self._conn.closed is None and self._buffer.reading_allowed():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._changed.wait(left)
+        return self._lost(exc)
 
     # -- opening and the reader thread
 
