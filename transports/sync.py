@@ -16,6 +16,9 @@ Locking, so that one thread may send while another iterates (and any thread may
   frame. The reader never blocks on it: if an app thread is writing, that thread drains
   again before it lets go (its final "nothing left" check and the release happen under
   ``_lock``), so the reader's frames cannot be stranded.
+* A write that fails in an app thread does not end the stream itself while the reader
+  runs: the reader reads what the server sent before the failure and reports the close,
+  so no message that arrived is lost (``_write_failed``).
 
 Backpressure: ``send_audio`` returns once its frame is in the socket's send buffer
 (``sendall`` blocks while it is full). Incoming events follow the ``EventBuffer``
